@@ -1,0 +1,44 @@
+"""gmmscape: population, sample and streaming EM for Gaussian mixture models.
+
+Importing gmmscape turns on JAX's 64-bit mode (``jax_enable_x64``), because population
+expectations, landscapes and certificates need float64. This is a process-wide JAX
+setting; it is documented in docs/numerics.md. Arrays that you create as float32 stay
+float32.
+"""
+
+import jax as _jax
+
+_jax.config.update("jax_enable_x64", True)
+
+from gmmscape.core.frame import Frame  # noqa: E402
+from gmmscape.core.mixture import Mixture  # noqa: E402
+from gmmscape.core.sources import (  # noqa: E402
+    Expectation,
+    PopulationSource,
+    QuadratureReport,
+    QuadratureWarning,
+    SampleSource,
+    Source,
+    StreamSource,
+    population,
+    sample,
+    stream,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Expectation",
+    "Frame",
+    "Mixture",
+    "PopulationSource",
+    "QuadratureReport",
+    "QuadratureWarning",
+    "SampleSource",
+    "Source",
+    "StreamSource",
+    "__version__",
+    "population",
+    "sample",
+    "stream",
+]

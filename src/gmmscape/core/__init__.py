@@ -1,0 +1,1 @@
+"""The core layer: mixtures, statistics, update rules, frames, quadrature and sources."""

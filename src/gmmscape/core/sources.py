@@ -1,0 +1,700 @@
+"""Sources: the measures that every statistic is an expectation over (DESIGN.md section 1).
+
+A source only supplies weighted points in batches; :func:`gmmscape.core.stats.batch_stats`
+sums the statistics and :mod:`gmmscape.core.updates` turns the sums into results. The
+methods of :class:`Source` are written once for all sources.
+
+``sample(X)``
+    The points of a dataset with optional sample weights, read in chunks.
+``stream(truth, n, seed)``
+    ``n`` points drawn from a known truth chunk by chunk, never all held in memory.
+``population(truth)``
+    The exact infinite-sample limit: quadrature under the truth in the span of the model
+    means and the true centers.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gmmscape._validation import (
+    as_float_array,
+    check_positive,
+    check_positive_int,
+)
+from gmmscape.core import quadrature, updates
+from gmmscape.core.frame import (
+    Frame,
+    identity_frame,
+    lift_hessian,
+    lift_points,
+    lift_vectors,
+    span_frame,
+    to_frame,
+)
+from gmmscape.core.mixture import Mixture
+from gmmscape.core.stats import Stats, add_stats, batch_stats, draw
+
+#: Default relative and absolute tolerances of population quadrature.
+POPULATION_RTOL = 1e-10
+POPULATION_ATOL = 1e-12
+#: Default largest number of quadrature nodes per true component.
+POPULATION_MAX_NODES = 2**22
+#: Points summed by one compiled call are capped near this many ``k * r`` products.
+_CHUNK_BUDGET = 2**22
+
+
+class QuadratureWarning(UserWarning):
+    """A population expectation did not reach its tolerance within the node budget."""
+
+
+@dataclass(frozen=True)
+class QuadratureReport:
+    """How a population expectation was integrated, and how accurate it is.
+
+    Attributes
+    ----------
+    rule : str
+        The rule whose result was returned.
+    r : int
+        Dimension of the span of the model means and the true centers.
+    level : int
+        Refinement level of the returned result.
+    nodes : int
+        Nodes per true component at that level (over all replicates).
+    errors : dict of str to float
+        Estimated largest absolute error of each returned quantity: the change from the
+        previous level for deterministic rules, three replicate standard errors for
+        randomized ones.
+    converged : bool
+        Whether every error estimate met ``atol + rtol * max|value|``.
+    seconds : float
+        Wall time of the whole integration, all levels and rules included.
+    tried : list of dict
+        One entry per (rule, level) evaluated: rule, level, nodes, trapezoid radius
+        (None for other rules) and the largest relative error estimate.
+    """
+
+    rule: str
+    r: int
+    level: int
+    nodes: int
+    errors: dict
+    converged: bool
+    seconds: float
+    tried: list = field(default_factory=list)
+
+    @property
+    def max_relative_error(self) -> float:
+        """Largest error estimate relative to its quantity's scale."""
+        return max(self.tried[-1]["rel_error"], 0.0) if self.tried else float("nan")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """Every statistic of a model under a source, from one pass over its points.
+
+    Attributes
+    ----------
+    nll : float
+        Mean negative log-likelihood.
+    kl : float or None
+        ``KL(truth || model)`` (estimated for samples); None if the truth is unknown.
+    grad : numpy.ndarray of shape (k, d)
+        ``d nll / d means``.
+    hessian : numpy.ndarray of shape (k*d, k*d) or None
+        ``d^2 nll / d means^2`` (row-major over ``(k, d)``), if requested.
+    em_means : numpy.ndarray of shape (k, d)
+        Means after one EM step.
+    em_weights : numpy.ndarray of shape (k,)
+        Responsibility masses ``E[psi_i]``, the EM update of the weights.
+    mean_shift : numpy.ndarray of shape (k, d)
+        ``E[psi_i (x - mu_i)]``, the direction of gradient EM.
+    se : dict of str to float or ndarray, or None
+        Standard errors of ``nll``, ``kl`` and ``grad`` for sample and stream sources.
+    quadrature : QuadratureReport or None
+        For the population source.
+    """
+
+    nll: float
+    kl: float | None
+    grad: np.ndarray
+    hessian: np.ndarray | None
+    em_means: np.ndarray
+    em_weights: np.ndarray
+    mean_shift: np.ndarray
+    se: dict | None = None
+    quadrature: QuadratureReport | None = None
+
+
+def _finalize(
+    stats: Stats, model_r: Mixture, frame: Frame, ref_sigma, hessian: bool
+) -> dict[str, jax.Array]:
+    """Turn summed statistics into lifted results (one implementation for all sources)."""
+    out = {
+        "nll": updates.nll(stats, model_r, frame),
+        "grad": lift_vectors(frame, updates.grad(stats, model_r)),
+        "em_means": lift_points(frame, updates.em_means(stats, model_r)),
+        "em_weights": updates.em_weights(stats),
+        "mean_shift": lift_vectors(frame, updates.mean_shift(stats, model_r)),
+    }
+    if stats.lr is not None:
+        out["kl"] = updates.kl(stats, model_r, frame, ref_sigma)
+    if hessian:
+        h, perp = updates.hessian(stats, model_r, frame)
+        out["hessian"] = lift_hessian(frame, h, perp)
+    return out
+
+
+def _mean_se(w, w2, s1_w2, s2_w2, mean):
+    """Standard error of a weighted mean from chunk-summable moments."""
+    var = (s2_w2 - 2 * mean * s1_w2 + mean**2 * w2) / w**2
+    return np.sqrt(np.maximum(var, 0.0))
+
+
+def _chunk_size(k: int, r: int, hessian: bool) -> int:
+    per_point = k * r * (1 + (k * r if hessian else 0)) + k
+    size = 2 ** int(np.floor(np.log2(max(_CHUNK_BUDGET // per_point, 1))))
+    return int(min(max(size, 256), 2**16))
+
+
+def _sum_points(points, weights, model_r, ref_r, hessian, chunk=None) -> Stats:
+    """Sum statistics over host arrays ``points`` (m, r) and ``weights`` (m,) in chunks.
+
+    Chunks are padded with zero-weight rows to a power of two, so a handful of compiled
+    shapes serve every call.
+    """
+    m, r = points.shape
+    chunk = chunk or _chunk_size(model_r.k, r, hessian)
+    total = None
+    for start in range(0, m, chunk):
+        x = points[start : start + chunk]
+        w = weights[start : start + chunk]
+        size = min(chunk, max(256, 1 << int(np.ceil(np.log2(x.shape[0])))))
+        if x.shape[0] < size:
+            pad = size - x.shape[0]
+            x = np.concatenate([x, np.zeros((pad, r), dtype=x.dtype)])
+            w = np.concatenate([w, np.zeros(pad, dtype=w.dtype)])
+        s = batch_stats(jnp.asarray(x), jnp.asarray(w), model_r, ref_r, hessian=hessian)
+        total = add_stats(total, s)
+    return total
+
+
+class Source:
+    """A measure over points: the base of :func:`sample`, :func:`stream`, :func:`population`.
+
+    Subclasses implement :meth:`expect`; every other method is defined once here in terms
+    of it.
+    """
+
+    d: int
+    truth: Mixture | None
+
+    def _check_model(self, model) -> None:
+        if not isinstance(model, Mixture):
+            raise ValueError(f"model must be a gmmscape.Mixture; got {type(model).__name__}.")
+        if model.d != self.d:
+            raise ValueError(
+                f"model has dimension d={model.d} but the source's points have d={self.d}."
+            )
+
+    def expect(self, model: Mixture, *, hessian: bool = False) -> Expectation:
+        """All statistics of ``model`` under this source.
+
+        Parameters
+        ----------
+        model : Mixture with k components in dimension d
+        hessian : bool, default False
+            Also compute the (k*d, k*d) Hessian.
+
+        Returns
+        -------
+        Expectation
+        """
+        raise NotImplementedError
+
+    def nll(self, model: Mixture) -> float:
+        """Mean negative log-likelihood ``-E[log p_model(x)]``.
+
+        Parameters
+        ----------
+        model : Mixture
+
+        Returns
+        -------
+        float
+        """
+        return self.expect(model).nll
+
+    def kl(self, model: Mixture) -> float:
+        """``KL(truth || model) = E_truth[log p_truth(x) - log p_model(x)]``.
+
+        Parameters
+        ----------
+        model : Mixture
+
+        Returns
+        -------
+        float
+            Exact for the population source; a Monte-Carlo estimate for samples and
+            streams.
+
+        Raises
+        ------
+        ValueError
+            If the source has no known truth.
+        """
+        if self.truth is None:
+            raise ValueError(
+                "kl needs a known truth: this sample has none; pass truth=Mixture(...) "
+                "to gmmscape.sample."
+            )
+        return self.expect(model).kl
+
+    def grad(self, model: Mixture) -> np.ndarray:
+        """Gradient of the mean NLL with respect to the means.
+
+        Parameters
+        ----------
+        model : Mixture
+
+        Returns
+        -------
+        numpy.ndarray of shape (k, d)
+        """
+        return self.expect(model).grad
+
+    def hessian(self, model: Mixture) -> np.ndarray:
+        """Hessian of the mean NLL with respect to the means.
+
+        Parameters
+        ----------
+        model : Mixture
+
+        Returns
+        -------
+        numpy.ndarray of shape (k*d, k*d)
+            Row ``i*d + a`` is the derivative with respect to ``means[i, a]``.
+        """
+        return self.expect(model, hessian=True).hessian
+
+    def em_step(self, model: Mixture, *, update_weights: bool = False) -> Mixture:
+        """One EM step: ``mu_i <- E[psi_i x] / E[psi_i]``.
+
+        Parameters
+        ----------
+        model : Mixture
+        update_weights : bool, default False
+            Also set ``pi_i <- E[psi_i]``; otherwise the weights stay fixed.
+
+        Returns
+        -------
+        Mixture
+            A component with zero responsibility mass keeps its mean.
+        """
+        e = self.expect(model)
+        w = e.em_weights / e.em_weights.sum() if update_weights else model.weights
+        return Mixture(e.em_means, weights=w, sigma=float(model.sigma))
+
+    def gradient_em_step(self, model: Mixture, eta: float) -> Mixture:
+        """One gradient EM step: ``mu_i <- mu_i + eta E[psi_i (x - mu_i)]``.
+
+        Parameters
+        ----------
+        model : Mixture
+        eta : float
+            Step size (> 0).
+
+        Returns
+        -------
+        Mixture
+            Weights and sigma unchanged.
+        """
+        eta = check_positive(eta, "eta")
+        e = self.expect(model)
+        means = np.asarray(model.means) + eta * e.mean_shift
+        if not np.isfinite(means).all():
+            raise FloatingPointError(
+                f"gradient EM step with eta={eta:g} produced non-finite means; lower eta."
+            )
+        return Mixture(means, weights=model.weights, sigma=float(model.sigma))
+
+
+def _to_numpy(out: dict) -> dict:
+    return {key: np.asarray(val) for key, val in out.items()}
+
+
+def _expectation_from(out: dict, se=None, quadrature=None) -> Expectation:
+    return Expectation(
+        nll=float(out["nll"]),
+        kl=float(out["kl"]) if "kl" in out else None,
+        grad=out["grad"],
+        hessian=out.get("hessian"),
+        em_means=out["em_means"],
+        em_weights=out["em_weights"],
+        mean_shift=out["mean_shift"],
+        se=se,
+        quadrature=quadrature,
+    )
+
+
+class SampleSource(Source):
+    """The empirical measure of a dataset (see :func:`sample`)."""
+
+    def __init__(self, X, weights=None, truth: Mixture | None = None, chunk_size=None):
+        x = as_float_array(X, "X", 2)
+        n, d = x.shape
+        if weights is None:
+            w = np.ones(n)
+        else:
+            w = as_float_array(weights, "weights", 1)
+            if w.shape != (n,):
+                raise ValueError(
+                    f"weights must have shape ({n},), one per row of X; got {w.shape}."
+                )
+            if (w < 0).any():
+                raise ValueError(f"weights must be non-negative; got min {w.min():.6g}.")
+            if w.sum() <= 0:
+                raise ValueError("weights must not all be zero.")
+        if truth is not None:
+            if not isinstance(truth, Mixture):
+                raise ValueError(f"truth must be a gmmscape.Mixture; got {type(truth).__name__}.")
+            if truth.d != d:
+                raise ValueError(f"truth has dimension d={truth.d} but X has d={d} columns.")
+        self.X, self.weights, self.truth, self.d = x, w, truth, d
+        self.chunk_size = (
+            None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
+        )
+
+    @property
+    def n(self) -> int:
+        """Number of points."""
+        return self.X.shape[0]
+
+    def _stats(self, model: Mixture, hessian: bool) -> Stats:
+        return _sum_points(self.X, self.weights, model, self.truth, hessian, self.chunk_size)
+
+    def expect(self, model: Mixture, *, hessian: bool = False) -> Expectation:
+        self._check_model(model)
+        stats = self._stats(model, hessian)
+        frame = identity_frame(self.d)
+        ref_sigma = None if self.truth is None else self.truth.sigma
+        out = _to_numpy(_finalize(stats, model, frame, ref_sigma, hessian))
+        return _expectation_from(out, se=_sample_se(stats, model))
+
+    def __repr__(self) -> str:
+        return f"SampleSource(n={self.n}, d={self.d}, truth={'known' if self.truth else 'none'})"
+
+
+def _sample_se(stats: Stats, model: Mixture) -> dict:
+    """Standard errors of nll, kl and grad from the chunk-summed second moments."""
+    w, w2 = float(stats.w), float(stats.w2)
+    se = {
+        "nll": float(_mean_se(w, w2, float(stats.ll_w2), float(stats.ll_sq), float(stats.ll) / w))
+    }
+    if stats.lr is not None:
+        se["kl"] = float(
+            _mean_se(w, w2, float(stats.lr_w2), float(stats.lr_sq), float(stats.lr) / w)
+        )
+    shift = np.asarray(updates.mean_shift(stats, model))
+    s2 = float(model.sigma) ** 2
+    se["grad"] = _mean_se(w, w2, np.asarray(stats.pg_w2), np.asarray(stats.pg_sq), shift) / s2
+    return se
+
+
+@partial(jax.jit, static_argnames=("chunk", "hessian"))
+def _stream_stats(key, n, n_chunks, truth, model, *, chunk, hessian) -> Stats:
+    """Draw ``n_chunks`` chunks of ``chunk`` points from ``truth`` and sum their statistics.
+
+    Chunk ``i`` uses ``fold_in(key, i)``; points past ``n`` get weight 0. Only one chunk is
+    alive at a time inside the compiled loop.
+    """
+
+    def one(i):
+        x = draw(jax.random.fold_in(key, i), truth, chunk)
+        idx = i * chunk + jnp.arange(chunk)
+        w = (idx < n).astype(x.dtype)
+        return batch_stats(x, w, model, truth, hessian=hessian)
+
+    first = one(0)
+    return jax.lax.fori_loop(1, n_chunks, lambda i, acc: add_stats(acc, one(i)), first)
+
+
+class StreamSource(Source):
+    """``n`` points drawn from a known truth, chunk by chunk (see :func:`stream`)."""
+
+    def __init__(self, truth: Mixture, n: int, seed: int, chunk_size: int = 2**16):
+        if not isinstance(truth, Mixture):
+            raise ValueError(f"truth must be a gmmscape.Mixture; got {type(truth).__name__}.")
+        self.truth = truth
+        self.d = truth.d
+        self.n = check_positive_int(n, "n")
+        self.seed = int(seed)
+        self.chunk_size = check_positive_int(chunk_size, "chunk_size")
+
+    def expect(self, model: Mixture, *, hessian: bool = False) -> Expectation:
+        self._check_model(model)
+        n_chunks = -(-self.n // self.chunk_size)
+        stats = _stream_stats(
+            jax.random.key(self.seed),
+            self.n,
+            n_chunks,
+            self.truth,
+            model,
+            chunk=self.chunk_size,
+            hessian=hessian,
+        )
+        frame = identity_frame(self.d)
+        out = _to_numpy(_finalize(stats, model, frame, self.truth.sigma, hessian))
+        return _expectation_from(out, se=_sample_se(stats, model))
+
+    def __repr__(self) -> str:
+        return (
+            f"StreamSource(n={self.n}, d={self.d}, seed={self.seed}, chunk_size={self.chunk_size})"
+        )
+
+
+class PopulationSource(Source):
+    """Exact expectations under a known truth (see :func:`population`)."""
+
+    def __init__(
+        self,
+        truth: Mixture,
+        rule: str = "auto",
+        rtol: float = POPULATION_RTOL,
+        atol: float = POPULATION_ATOL,
+        max_nodes: int = POPULATION_MAX_NODES,
+        seed: int = 0,
+    ):
+        if not isinstance(truth, Mixture):
+            raise ValueError(f"truth must be a gmmscape.Mixture; got {type(truth).__name__}.")
+        if rule != "auto" and rule not in quadrature.RULES:
+            raise ValueError(f"rule must be 'auto' or one of {quadrature.RULES}; got {rule!r}.")
+        self.truth = truth
+        self.d = truth.d
+        self.rule = rule
+        self.rtol = check_positive(rtol, "rtol")
+        self.atol = check_positive(atol, "atol")
+        self.max_nodes = check_positive_int(max_nodes, "max_nodes")
+        self.seed = int(seed)
+
+    def frame(self, model: Mixture) -> Frame:
+        """The coordinates of the span of ``model.means`` and the true centers.
+
+        Parameters
+        ----------
+        model : Mixture
+
+        Returns
+        -------
+        Frame
+        """
+        self._check_model(model)
+        return span_frame(model, self.truth)
+
+    def _stats_nodes(self, z, wz, model_r, truth_r, hessian) -> Stats:
+        """Sum statistics over ``truth``: nodes ``z`` of N(0, I_r) around each true center."""
+        s = float(truth_r.sigma)
+        centers = np.asarray(truth_r.means)
+        pis = np.asarray(truth_r.weights)
+        keep = pis > 0
+        pts = (centers[keep][:, None, :] + s * z[None, :, :]).reshape(-1, z.shape[1])
+        wts = (pis[keep][:, None] * wz[None, :]).reshape(-1)
+        return _sum_points(pts, wts, model_r, truth_r, hessian)
+
+    def _evaluate(self, nodes: quadrature.NodeSet, model_r, truth_r, frame, hessian):
+        reps = []
+        pooled = None
+        for z, wz in nodes.replicates:
+            st = self._stats_nodes(z, wz, model_r, truth_r, hessian)
+            pooled = add_stats(pooled, st)
+            if nodes.randomized:
+                reps.append(_to_numpy(_finalize(st, model_r, frame, truth_r.sigma, hessian)))
+        out = _to_numpy(_finalize(pooled, model_r, frame, truth_r.sigma, hessian))
+        spread = None
+        if reps:
+            spread = {
+                key: quadrature.REPLICATE_Z
+                * float(np.max(np.std([rep[key] for rep in reps], axis=0, ddof=1)))
+                / np.sqrt(len(reps))
+                for key in out
+            }
+        return out, spread
+
+    def _accuracy(self, out: dict, errors: dict) -> tuple[bool, float]:
+        ok, worst = True, 0.0
+        for key, err in errors.items():
+            scale = float(np.max(np.abs(out[key])))
+            ok &= err <= self.atol + self.rtol * scale
+            worst = max(worst, err / max(scale, self.atol / self.rtol))
+        return bool(ok), worst
+
+    def expect(self, model: Mixture, *, hessian: bool = False) -> Expectation:
+        t0 = time.perf_counter()
+        frame = self.frame(model)
+        model_r = to_frame(frame, model)
+        truth_r = to_frame(frame, self.truth)
+        r = frame.r
+        rules = quadrature.auto_rules(r) if self.rule == "auto" else (self.rule,)
+        tried: list[dict] = []
+        best = None  # (worst, rule, level, nodes, out, errors, converged)
+        for rule in rules:
+            prev = None
+            level = 0
+            radius = quadrature.TRAPEZOID_RADIUS
+            while quadrature.node_count(rule, r, level, radius) <= self.max_nodes:
+                nodes = quadrature.node_set(rule, r, level, self.seed, radius)
+                out, spread = self._evaluate(nodes, model_r, truth_r, frame, hessian)
+                if rule == "trapezoid":
+                    mass = out["em_weights"][out["em_weights"] > updates.EMPTY_MASS]
+                    wanted = quadrature.tail_radius(float(mass.min()), self.rtol)
+                    if wanted > radius:
+                        radius, prev, level = wanted, None, max(level - 1, 0)
+                        continue
+                if spread is not None:
+                    errors = spread
+                elif prev is not None:
+                    errors = {key: float(np.max(np.abs(out[key] - prev[key]))) for key in out}
+                else:
+                    errors = None
+                if errors is not None:
+                    ok, worst = self._accuracy(out, errors)
+                    tried.append(
+                        {
+                            "rule": rule,
+                            "level": level,
+                            "nodes": nodes.size,
+                            "radius": radius if rule == "trapezoid" else None,
+                            "rel_error": worst,
+                        }
+                    )
+                    if best is None or worst < best[0]:
+                        best = (worst, rule, level, nodes.size, out, errors, ok)
+                    if ok:
+                        break
+                prev = out
+                level += 1
+            if best is not None and best[6]:
+                break
+        if best is None:
+            raise ValueError(
+                f"max_nodes={self.max_nodes} is too small for any rule to give an error "
+                f"estimate in r={r} dimensions; raise it."
+            )
+        worst, rule, level, size, out, errors, ok = best
+        report = QuadratureReport(
+            rule=rule,
+            r=r,
+            level=level,
+            nodes=size,
+            errors=errors,
+            converged=ok,
+            seconds=time.perf_counter() - t0,
+            tried=tried,
+        )
+        if not ok:
+            warnings.warn(
+                f"population quadrature did not reach rtol={self.rtol:g}, atol={self.atol:g} "
+                f"within max_nodes={self.max_nodes} (r={r}); best rule {rule!r} level {level} "
+                f"has relative error estimate {worst:.3g}.",
+                QuadratureWarning,
+                stacklevel=3,
+            )
+        return _expectation_from(out, quadrature=report)
+
+    def __repr__(self) -> str:
+        return f"PopulationSource(truth={self.truth!r}, rule={self.rule!r})"
+
+
+def sample(X, weights=None, *, truth: Mixture | None = None, chunk_size: int | None = None):
+    """The empirical measure of a dataset.
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        Data points, finite.
+    weights : array_like of shape (n,), optional
+        Non-negative sample weights (any scale; not all zero). Uniform if omitted.
+    truth : Mixture, optional
+        The distribution the data came from, if known; enables :meth:`Source.kl`.
+    chunk_size : int, optional
+        Points per compiled batch; by default chosen from ``k`` and ``d`` so that a batch
+        holds about 4 million numbers.
+
+    Returns
+    -------
+    SampleSource
+    """
+    return SampleSource(X, weights=weights, truth=truth, chunk_size=chunk_size)
+
+
+def stream(truth: Mixture, n: int, seed: int, *, chunk_size: int = 2**16) -> StreamSource:
+    """``n`` points drawn from ``truth``, generated chunk by chunk and never all in memory.
+
+    Chunk ``i`` is drawn from ``jax.random.fold_in(jax.random.key(seed), i)``, so results
+    are reproducible from ``(seed, chunk_size)``: the same pair gives the same points, on
+    every call and every machine with the same JAX version. A different ``chunk_size``
+    gives a different (equally valid) sample.
+
+    Parameters
+    ----------
+    truth : Mixture
+        The distribution to draw from.
+    n : int
+        Number of points (>= 1).
+    seed : int
+        Seed of the random key; there is no default, so results never hide a fixed seed.
+    chunk_size : int, default 65536
+        Points per chunk; peak memory is a few chunks.
+
+    Returns
+    -------
+    StreamSource
+    """
+    return StreamSource(truth, n, seed, chunk_size=chunk_size)
+
+
+def population(
+    truth: Mixture,
+    *,
+    rule: str = "auto",
+    rtol: float = POPULATION_RTOL,
+    atol: float = POPULATION_ATOL,
+    max_nodes: int = POPULATION_MAX_NODES,
+    seed: int = 0,
+) -> PopulationSource:
+    """Exact expectations under ``truth``, the infinite-sample limit.
+
+    Each call reduces the problem to the affine span of the model means and the true
+    centers (dimension ``r <= k + k* - 1``, whatever ``d``), adds the orthogonal directions
+    in closed form, and integrates over ``N(0, sigma*^2 I_r)`` around each true center with
+    a rule chosen by ``r`` (:func:`gmmscape.core.quadrature.auto_rules`), refining its
+    level until the error estimate meets ``atol + rtol * max|value|`` for every returned
+    quantity. :meth:`PopulationSource.expect` reports the rule, level, node count and
+    error estimates in :class:`QuadratureReport`; a result short of the tolerance warns
+    with :class:`QuadratureWarning`.
+
+    Parameters
+    ----------
+    truth : Mixture
+        The true isotropic mixture.
+    rule : {"auto", "trapezoid", "gauss-hermite", "sparse-grid", "rqmc", "monte-carlo"}
+    rtol, atol : float
+        Relative and absolute tolerances (defaults 1e-10 and 1e-12).
+    max_nodes : int, default 2**22
+        Largest number of nodes per true component.
+    seed : int, default 0
+        Seed of the randomized rules (``rqmc``, ``monte-carlo``).
+
+    Returns
+    -------
+    PopulationSource
+    """
+    return PopulationSource(truth, rule=rule, rtol=rtol, atol=atol, max_nodes=max_nodes, seed=seed)

@@ -1,0 +1,168 @@
+"""Losses, derivatives and update rules computed from summed :class:`Stats`.
+
+Each function here is the single implementation of its quantity for every source
+(DESIGN.md section 1). Inputs are the summed statistics and the model expressed in the
+source's :class:`~gmmscape.core.frame.Frame` coordinates; outputs are in the same
+coordinates (the sources lift them back). All functions are pure ``jax.numpy`` code and
+may be jitted, vmapped and scanned.
+
+Notation (REFERENCE.md section 1): ``W = sum w``; ``E[f] = sum w f / W``;
+``psi`` responsibilities; ``sigma`` the model's standard deviation.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from gmmscape.core.frame import Frame
+from gmmscape.core.mixture import Mixture
+from gmmscape.core.stats import Stats
+
+#: A component whose responsibility mass ``E[psi_i]`` is at most this keeps its mean in
+#: an EM step (0/0 would be NaN).
+EMPTY_MASS = 1e-300
+
+
+def _perp_nll(frame: Frame, sigma) -> jax.Array:
+    """Exact contribution of the orthogonal noise to the mean NLL."""
+    s2 = sigma**2
+    return frame.n_perp * (0.5 * jnp.log(2 * jnp.pi * s2) + 0.5 * frame.perp_var / s2)
+
+
+def nll(stats: Stats, model: Mixture, frame: Frame) -> jax.Array:
+    """Mean negative log-likelihood ``-E[log p_model(x)]``.
+
+    Parameters
+    ----------
+    stats : Stats
+    model : Mixture (frame coordinates)
+    frame : Frame
+
+    Returns
+    -------
+    array of shape ()
+    """
+    return -stats.ll / stats.w + _perp_nll(frame, model.sigma)
+
+
+def kl(stats: Stats, model: Mixture, frame: Frame, ref_sigma) -> jax.Array:
+    """``E[log p_ref(x) - log p_model(x)]``, which is ``KL(ref || model)`` under ``ref``.
+
+    Parameters
+    ----------
+    stats : Stats
+        Summed with a reference density.
+    model : Mixture (frame coordinates)
+    frame : Frame
+    ref_sigma : float
+        The reference's standard deviation (for the orthogonal directions).
+
+    Returns
+    -------
+    array of shape ()
+    """
+    ratio = frame.perp_var / model.sigma**2
+    per_dim = jnp.log(model.sigma / ref_sigma) + 0.5 * ratio - 0.5
+    perp = jnp.where(frame.n_perp > 0, frame.n_perp * per_dim, 0.0)
+    return stats.lr / stats.w + perp
+
+
+def mean_shift(stats: Stats, model: Mixture) -> jax.Array:
+    """``E[psi_i(x) (x - mu_i)]``, shape (k, r): the direction of gradient EM."""
+    return (stats.r1 - stats.r0[:, None] * model.means) / stats.w
+
+
+def grad(stats: Stats, model: Mixture) -> jax.Array:
+    """Gradient of the mean NLL with respect to the means, ``-E[psi_i (x - mu_i)] / sigma^2``.
+
+    Parameters
+    ----------
+    stats : Stats
+    model : Mixture (frame coordinates)
+
+    Returns
+    -------
+    array of shape (k, r)
+    """
+    return -mean_shift(stats, model) / model.sigma**2
+
+
+def hessian(stats: Stats, model: Mixture, frame: Frame) -> tuple[jax.Array, jax.Array]:
+    """Hessian of the mean NLL with respect to the means, in frame coordinates.
+
+    ``H_ij = E[psi_i psi_j g_i g_j^T] - delta_ij E[psi_i g_i g_i^T] + delta_ij E[psi_i] I /
+    sigma^2`` with ``g_i = (x - mu_i) / sigma^2``.
+
+    Parameters
+    ----------
+    stats : Stats
+        Summed with ``hessian=True``.
+    model : Mixture (frame coordinates)
+    frame : Frame
+
+    Returns
+    -------
+    h : array of shape (k*r, k*r)
+        The Hessian on the frame's directions.
+    perp_block : array of shape (k, k)
+        ``M`` with the Hessian on orthogonal directions equal to ``M kron P_perp``:
+        ``tau^2 / sigma^4 (E[psi psi^T] - diag E[psi]) + diag E[psi] / sigma^2``, where
+        ``tau^2`` is the frame's orthogonal noise variance.
+    """
+    w = stats.w
+    s2 = model.sigma**2
+    k, r = model.means.shape
+    mass = stats.r0 / w
+    eye_r = jnp.eye(r, dtype=model.means.dtype)
+    diag_blocks = -stats.h_diag / w + mass[:, None, None] * eye_r / s2
+    h = stats.h_outer / w
+    h4 = h.reshape(k, r, k, r)
+    idx = jnp.arange(k)
+    h4 = h4.at[idx, :, idx, :].add(diag_blocks)
+    tau2 = frame.perp_var
+    perp_block = tau2 / s2**2 * (stats.pp / w - jnp.diag(mass)) + jnp.diag(mass) / s2
+    return h4.reshape(k * r, k * r), perp_block
+
+
+def em_means(stats: Stats, model: Mixture) -> jax.Array:
+    """The EM update of the means, ``E[psi_i x] / E[psi_i]``.
+
+    A component with responsibility mass at most :data:`EMPTY_MASS` keeps its mean.
+
+    Parameters
+    ----------
+    stats : Stats
+    model : Mixture (frame coordinates)
+
+    Returns
+    -------
+    array of shape (k, r)
+    """
+    empty = stats.r0 <= EMPTY_MASS * stats.w
+    safe = jnp.where(empty, 1.0, stats.r0)
+    return jnp.where(empty[:, None], model.means, stats.r1 / safe[:, None])
+
+
+def em_weights(stats: Stats) -> jax.Array:
+    """The EM update of the weights, ``E[psi_i]``, shape (k,)."""
+    return stats.r0 / stats.w
+
+
+def gradient_em_means(stats: Stats, model: Mixture, eta) -> jax.Array:
+    """One gradient EM step, ``mu_i + eta E[psi_i (x - mu_i)]``.
+
+    Equal to a gradient step on the NLL with step ``eta sigma^2`` (REFERENCE.md section 1).
+
+    Parameters
+    ----------
+    stats : Stats
+    model : Mixture (frame coordinates)
+    eta : float
+        Step size.
+
+    Returns
+    -------
+    array of shape (k, r)
+    """
+    return model.means + eta * mean_shift(stats, model)
