@@ -9,10 +9,11 @@ Families (all node sets have weights summing to one):
 ``trapezoid``
     Tensor trapezoidal rule on the grid ``h Z^r`` inside a ball, with
     ``h = 0.5 / 2^level``. The ball's radius is 9, or larger when a model component's
-    responsibility mass is so small that it lives in the tail (:func:`tail_radius`). For analytic integrands it converges exponentially, and it
-    resolves the sharp responsibility switches of well separated mixtures with fewer
-    nodes than Gauss-Hermite (Trefethen and Weideman, SIAM Review 56, 2014). Levels are
-    nested. The default for ``r <= 3``.
+    responsibility mass is so small that it lives in the tail (:func:`tail_radius`).
+    For analytic integrands it converges exponentially, and it resolves the sharp
+    responsibility switches of well separated mixtures with fewer nodes than
+    Gauss-Hermite (Trefethen and Weideman, SIAM Review 56, 2014). Levels are nested.
+    The default for ``r <= 3``.
 ``gauss-hermite``
     Tensor Gauss-Hermite rule with ``2^(level+2) + 1`` points per axis; exact for
     polynomials of degree ``2^(level+3) + 1`` in each variable.
