@@ -45,6 +45,10 @@ from scipy.stats import qmc
 #: Smallest radius of the ball kept by the trapezoid rule; the Gaussian mass outside is
 #: below 1e-17.
 TRAPEZOID_RADIUS = 9.0
+#: Extra ``log`` factor in :func:`tail_radius`: the truncated mass is kept ``e^-8`` below
+#: the tolerance, so that the level-to-level error estimate (which cannot see truncation)
+#: stays honest.
+TAIL_MARGIN = 8.0
 #: Largest radius: beyond it every density underflows in float64.
 TRAPEZOID_MAX_RADIUS = 38.0
 #: Number of independent replicates of the randomized rules.
@@ -84,8 +88,9 @@ def tail_radius(min_mass: float, rtol: float) -> float:
     """Radius of the trapezoid ball that resolves a component of mass ``min_mass``.
 
     A component whose responsibility mass is ``m`` lives where the Gaussian weight is
-    about ``m``; truncating the ball where the weight falls to ``rtol * m`` keeps its
-    statistics accurate relative to ``m``: ``R^2 = 2 log(1 / (rtol m))``, at least
+    about ``m``; truncating the ball where the weight falls well below ``rtol * m`` keeps
+    its statistics accurate relative to ``m``:
+    ``R^2 = 2 (log(1 / (rtol m)) + TAIL_MARGIN)``, at least
     :data:`TRAPEZOID_RADIUS` and at most :data:`TRAPEZOID_MAX_RADIUS`.
 
     Parameters
@@ -102,7 +107,7 @@ def tail_radius(min_mass: float, rtol: float) -> float:
     """
     if not min_mass > 0:
         return TRAPEZOID_MAX_RADIUS
-    r2 = 2.0 * (np.log(1.0 / min_mass) + np.log(1.0 / rtol))
+    r2 = 2.0 * (np.log(1.0 / min_mass) + np.log(1.0 / rtol) + TAIL_MARGIN)
     radius = np.ceil(2.0 * np.sqrt(max(r2, 0.0))) / 2.0
     return float(min(max(radius, TRAPEZOID_RADIUS), TRAPEZOID_MAX_RADIUS))
 

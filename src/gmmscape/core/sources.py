@@ -621,7 +621,10 @@ def sample(X, weights=None, *, truth: Mixture | None = None, chunk_size: int | N
     X : array_like of shape (n, d)
         Data points, finite.
     weights : array_like of shape (n,), optional
-        Non-negative sample weights (any scale; not all zero). Uniform if omitted.
+        Non-negative sample weights (not all zero). Uniform if omitted. They are relative
+        weights: multiplying them by a constant changes nothing, standard errors
+        included (which therefore follow Kish's effective sample size
+        ``(sum w)^2 / sum w^2``, not a frequency count).
     truth : Mixture, optional
         The distribution the data came from, if known; enables :meth:`Source.kl`.
     chunk_size : int, optional
