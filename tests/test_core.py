@@ -251,3 +251,25 @@ def test_mixture_is_a_pytree_that_survives_jit():
     assert isinstance(moved, gs.Mixture)
     np.testing.assert_array_equal(moved.means, 2 * np.asarray(m.means))
     np.testing.assert_array_equal(moved.weights, m.weights)
+
+
+def test_gauss_hermite_high_levels_stay_finite():
+    # numpy's hermegauss returns NaN weights at 513 points; the rule must not.
+    from gmmscape.core.quadrature import node_set
+
+    z, w = node_set("gauss-hermite", 1, 7).replicates[0]
+    assert z.shape[0] > 400 and np.isfinite(w).all()  # weights below 1e-300 are dropped
+    assert float(w @ z[:, 0] ** 2) == pytest.approx(1.0, abs=1e-13)
+    assert float(w @ z[:, 0] ** 4) == pytest.approx(3.0, abs=1e-12)
+
+
+def test_unconverged_rule_returns_its_finest_level_with_an_honest_estimate():
+    truth = gs.Mixture([[-15.0], [-5.0], [5.0], [15.0]])
+    model = gs.Mixture([[-10.0], [10.0]])
+    exact = gs.population(truth).expect(model).kl
+    with pytest.warns(gs.QuadratureWarning):
+        e = gs.population(truth, rule="gauss-hermite", max_nodes=257).expect(model)
+    q = e.quadrature
+    assert q.level == max(t["level"] for t in q.tried)
+    assert abs(e.kl - exact) <= q.errors["kl"]
+    assert q.max_relative_error == q.tried[-1]["rel_error"]

@@ -38,8 +38,7 @@ from functools import lru_cache
 from math import comb
 
 import numpy as np
-from numpy.polynomial.hermite_e import hermegauss
-from scipy.special import ndtri
+from scipy.special import ndtri, roots_hermitenorm
 from scipy.stats import qmc
 
 #: Smallest radius of the ball kept by the trapezoid rule; the Gaussian mass outside is
@@ -134,7 +133,7 @@ def _trapezoid_size(r: int, level: int, radius: float = TRAPEZOID_RADIUS) -> int
 
 @lru_cache(maxsize=64)
 def _gh_1d(q: int) -> tuple[np.ndarray, np.ndarray]:
-    x, w = hermegauss(q)
+    x, w = roots_hermitenorm(q)
     return x, w / w.sum()
 
 

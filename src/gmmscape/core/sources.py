@@ -77,6 +77,8 @@ class QuadratureReport:
         Whether every error estimate met ``atol + rtol * max|value|``.
     seconds : float
         Wall time of the whole integration, all levels and rules included.
+    max_relative_error : float
+        The returned result's largest error estimate relative to its quantity's scale.
     tried : list of dict
         One entry per (rule, level) evaluated: rule, level, nodes, trapezoid radius
         (None for other rules) and the largest relative error estimate.
@@ -89,12 +91,8 @@ class QuadratureReport:
     errors: dict
     converged: bool
     seconds: float
+    max_relative_error: float
     tried: list = field(default_factory=list)
-
-    @property
-    def max_relative_error(self) -> float:
-        """Largest error estimate relative to its quantity's scale."""
-        return max(self.tried[-1]["rel_error"], 0.0) if self.tried else float("nan")
 
 
 @dataclass(frozen=True)
@@ -546,7 +544,7 @@ class PopulationSource(Source):
         tried: list[dict] = []
         best = None  # (worst, rule, level, nodes, out, errors, converged)
         for rule in rules:
-            prev = None
+            prev = latest = None
             level = 0
             radius = quadrature.TRAPEZOID_RADIUS
             while quadrature.node_count(rule, r, level, radius) <= self.max_nodes:
@@ -575,12 +573,15 @@ class PopulationSource(Source):
                             "rel_error": worst,
                         }
                     )
-                    if best is None or worst < best[0]:
-                        best = (worst, rule, level, nodes.size, out, errors, ok)
+                    # a rule's candidate is its finest level: two coarse levels can agree
+                    # by chance, so a smaller estimate at a coarser level is not trusted
+                    latest = (worst, rule, level, nodes.size, out, errors, ok)
                     if ok:
                         break
                 prev = out
                 level += 1
+            if latest is not None and (best is None or latest[0] < best[0]):
+                best = latest
             if best is not None and best[6]:
                 break
         if best is None:
@@ -597,6 +598,7 @@ class PopulationSource(Source):
             errors=errors,
             converged=ok,
             seconds=time.perf_counter() - t0,
+            max_relative_error=worst,
             tried=tried,
         )
         if not ok:
