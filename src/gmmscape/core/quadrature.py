@@ -156,16 +156,17 @@ def _gauss_hermite(r: int, level: int) -> NodeSet:
 @lru_cache(maxsize=64)
 def _sparse_grid(r: int, level: int) -> NodeSet:
     top = r + level
-    nodes: dict[tuple[float, ...], float] = {}
+    zs, ws = [], []
     for total in range(max(r, top - r + 1), top + 1):
         coef = (-1) ** (top - total) * comb(r - 1, top - total)
         for idx in _compositions(total, r):
             z, w = _tensor([_gh_1d(2**i - 1) for i in idx])
-            for row, wt in zip(np.round(z, 14), w, strict=True):
-                key = tuple(row)
-                nodes[key] = nodes.get(key, 0.0) + coef * wt
-    z = np.array(list(nodes.keys()))
-    w = np.array(list(nodes.values()))
+            zs.append(z)
+            ws.append(coef * w)
+    # the same node appears in many tensor products: merge them, summing the weights
+    z, inverse = np.unique(np.round(np.concatenate(zs), 14), axis=0, return_inverse=True)
+    w = np.zeros(z.shape[0])
+    np.add.at(w, inverse.ravel(), np.concatenate(ws))
     keep = np.abs(w) > 1e-300
     return NodeSet(((z[keep], w[keep] / w[keep].sum()),))
 

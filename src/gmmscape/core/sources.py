@@ -527,10 +527,12 @@ class PopulationSource(Source):
         return out, spread
 
     def _accuracy(self, out: dict, errors: dict) -> tuple[bool, float]:
+        """Whether every error meets the tolerance, and the largest relative error."""
         ok, worst = True, 0.0
         for key, err in errors.items():
             scale = float(np.max(np.abs(out[key])))
-            ok &= err <= self.atol + self.rtol * scale
+            allowed = self.atol + self.rtol * scale
+            ok &= err <= allowed
             worst = max(worst, err / max(scale, self.atol / self.rtol))
         return bool(ok), worst
 
