@@ -50,8 +50,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 #: Half-width, in units of sigma, of the box integrated around each true center (the
 #: Gaussian mass outside is below 1e-32).
 BOX = 12.0
-#: gauss-hermite above level 6 (513 points per axis) is not usable: numpy's hermegauss
-#: returns NaN weights there (see README.md), so its node budget is capped at level 6.
+#: gauss-hermite's node budget is capped at level 6 (257 points per axis) to bound the
+#: running time of the r <= 2 cases; without the cap it runs up to the default max_nodes.
 GH_MAX_POINTS_PER_AXIS = 257
 
 
