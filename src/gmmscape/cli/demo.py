@@ -1,4 +1,4 @@
-"""The ``gmmscape`` command line: parses arguments, calls one function, prints its result."""
+"""``gmmscape demo``: the newcomer's tour."""
 
 from __future__ import annotations
 
@@ -6,20 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(
-    help="gmmscape: population, sample and streaming EM for Gaussian mixture models.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-console = Console()
-
-
-@app.callback()
-def _root() -> None:
-    """gmmscape: population, sample and streaming EM for Gaussian mixture models."""
+from gmmscape.cli._app import app, console
 
 
 @app.command()
@@ -73,12 +62,3 @@ def demo(
     console.print(
         f"Wrote {', '.join(str(p) for p in [*paths, json_path])} in {result.seconds:.1f} s."
     )
-
-
-def main() -> None:
-    """Entry point of the ``gmmscape`` script."""
-    app()
-
-
-if __name__ == "__main__":
-    main()

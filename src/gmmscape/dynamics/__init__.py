@@ -1,0 +1,1 @@
+"""Dynamics: run update rules for many steps, vmapped over restarts (jit, scan, while_loop)."""

@@ -1,0 +1,90 @@
+"""One registry of experiment types, shared by sweeps, reports and the CLI.
+
+An experiment type is what a sweep cell runs: a validated set of parameters (a pydantic
+model that forbids unknown keys), a function from those parameters to a JSON-serializable
+result, and optionally a function that draws figures from many stored
+``(params, result)`` rows. Modules that define experiment types list them in a module-level
+tuple ``SWEEP_EXPERIMENTS``; the registry imports a module only when one of its types is
+asked for, so ``import gmmscape`` stays light.
+
+Adding a type: define it in its module, append it to that module's ``SWEEP_EXPERIMENTS``
+and add its name and module to :data:`MODULES` below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+#: Experiment type name -> the module whose ``SWEEP_EXPERIMENTS`` defines it.
+MODULES: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class ExperimentType:
+    """An experiment that a sweep cell can run.
+
+    Attributes
+    ----------
+    name : str
+        The type's name in spec files and the results store.
+    params : type[pydantic.BaseModel]
+        One cell's parameters, including ``seed: int``. Configure it with
+        ``model_config = ConfigDict(extra="forbid")`` so an unknown key is an error.
+    run : callable
+        ``run(params) -> dict``: the cell's result, JSON-serializable (numbers, strings,
+        lists, dicts; no arrays or pickles). Raising marks the cell as failed.
+    plot : callable or None
+        ``plot(rows) -> dict[str, matplotlib.figure.Figure]``: figures (by a short file
+        stem) drawn from a list of ``(params: dict, result: dict)`` rows of this type.
+    description : str
+        One line for reports and ``--help``.
+    """
+
+    name: str
+    params: type[BaseModel]
+    run: Callable[[BaseModel], dict[str, Any]]
+    plot: Callable[[Sequence[tuple[dict, dict]]], dict[str, Any]] | None = None
+    description: str = ""
+
+
+def names() -> list[str]:
+    """Names of every registered experiment type, sorted.
+
+    Returns
+    -------
+    list of str
+    """
+    return sorted(MODULES)
+
+
+def get(name: str) -> ExperimentType:
+    """The experiment type called ``name``.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    ExperimentType
+
+    Raises
+    ------
+    ValueError
+        If no type of that name is registered (the message lists the known names).
+    """
+    if name not in MODULES:
+        raise ValueError(f"unknown experiment type {name!r}; known types: {', '.join(names())}.")
+    module = importlib.import_module(MODULES[name])
+    for exp in getattr(module, "SWEEP_EXPERIMENTS", ()):
+        if exp.name == name:
+            return exp
+    raise RuntimeError(
+        f"module {MODULES[name]} is registered for experiment type {name!r} but its "
+        "SWEEP_EXPERIMENTS does not define it."
+    )
