@@ -1,0 +1,332 @@
+"""Time per EM iteration of ``gmmscape.GaussianMixture`` against scikit-learn.
+
+For every cell (N, d, k, covariance type, dtype) both estimators get the same data and the
+same start (``weights_init``, ``means_init`` drawn from the data, ``precisions_init`` = I)
+and run a fixed number of iterations (``tol = 0``). The time per iteration is the
+difference of two fits with ``max_iter = 1`` and ``max_iter = 1 + r``, divided by r
+(scikit-learn cannot run ``max_iter = 0`` with ``precisions_init``), so initialization,
+data conversion and (for gmmscape, after a warm-up fit) JAX compilation are not counted.
+Both are measured in the same run, back to back; the ratio is scikit-learn's time over
+gmmscape's. r is about 4 s of scikit-learn work (1 to 10 iterations; gmmscape times at
+least 10 iterations where that is cheap); cheap cells repeat the interleaved pair of fits
+3 times and keep the minimum of each (``--headline`` always does), since the shared
+machine's load inflates single timings.
+
+Also measured:
+
+* the final mean log-likelihood of both after 1 + r iterations from the same start, and its
+  relative difference (goal at float64: at most 1e-6);
+* the machine's matrix-multiply rate (``jnp.dot`` of two 2048 x 2048 matrices, best of 5)
+  and the fraction of it that gmmscape's statistics pass (E-step and sufficient
+  statistics, the kernel of one iteration) reaches, counting its dominant flops:
+  ``4 N k d^2`` for full covariances, ``8 N k d`` for diagonal ones.
+
+gmmx and pomegranate are not installed in this environment and are not measured.
+
+Cells run in order of cost, the headline cell (N = 1e6, d = 16, k = 16, full and diag,
+float64) first, and the results are saved after every cell. A cell whose estimated
+scikit-learn iteration time exceeds ``--cap`` seconds is skipped and listed as such.
+The machine is shared with other jobs: ``os.getloadavg()`` is recorded with every cell.
+
+Run: ``.venv/bin/python benchmarks/estimator_speed.py`` (full grid, about 20 min) or
+``--quick`` (small sizes, seconds). Results: ``benchmarks/results/estimator_speed.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import gmmscape  # noqa: F401  (enables float64 in JAX)
+from gmmscape.experiments.demo import write_json
+
+RESULTS = Path(__file__).resolve().parent / "results"
+HEADLINE = (1_000_000, 16, 16)
+
+
+@dataclass
+class SpeedResults:
+    """Everything the benchmark measured (JSON-serializable)."""
+
+    machine: dict
+    matmul_gflops: dict
+    cells: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def matmul_rate(dtype, n=2048, reps=5) -> float:
+    """Best-of-``reps`` GFLOP/s of ``jnp.dot`` for two ``n x n`` matrices."""
+    import jax.numpy as jnp
+
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n)), dtype)
+    f = __import__("jax").jit(jnp.dot)
+    f(a, a).block_until_ready()
+    best = np.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        f(a, a).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def make_data(n, d, k, dtype, seed=0):
+    """Points from a random mixture and a start shared by both estimators."""
+    rng = np.random.default_rng(seed)
+    centers = 3.0 * rng.standard_normal((k, d))
+    X = rng.standard_normal((n, d)) + centers[rng.integers(0, k, n)]
+    start = {
+        "weights_init": np.full(k, 1.0 / k),
+        "means_init": X[rng.choice(n, k, replace=False)],
+    }
+    return X.astype(dtype), start
+
+
+def fit_time(cls, X, kw, iters):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        gm = cls(max_iter=iters, **kw).fit(X)
+        return time.perf_counter() - t0, gm
+
+
+def per_iteration(cls, X, kw, r, warm=False, reps=1):
+    if warm:
+        fit_time(cls, X, kw, 1)
+        fit_time(cls, X, kw, 1 + r)
+    t0s, t1s, gm = [], [], None
+    for _ in range(reps):  # interleaved, so both see the same load; minimum of each
+        t0s.append(fit_time(cls, X, kw, 1)[0])
+        t1, gm = fit_time(cls, X, kw, 1 + r)
+        t1s.append(t1)
+    diff = min(t1s) - min(t0s)
+    return (diff / r if diff > 0 else float("nan")), gm
+
+
+def stats_pass_rate(gm, X, ct, reps=3):
+    """Seconds of one statistics pass (E-step + sufficient statistics) of gmmscape."""
+    import jax.numpy as jnp
+
+    from gmmscape.estimator import _kernels as K
+    from gmmscape.estimator._gaussian_mixture import chunk_layout, to_chunks
+
+    n, d = X.shape
+    k = gm.n_components
+    rows, n_chunks = chunk_layout(n, k, d, 1, None)
+    xc, wc = to_chunks(X, np.ones(n, X.dtype), rows, n_chunks)
+    xc, wc = jnp.asarray(xc), jnp.asarray(wc)
+    p = gm._fitted_params(X.dtype)
+    batch = K.Params(*(a[None] for a in p))
+    K.batched_stats(xc, wc, batch, cov_type=ct).nk.block_until_ready()
+    best = np.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        K.batched_stats(xc, wc, batch, cov_type=ct).nk.block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def cost(n, d, k, ct):
+    return n * k * d * d if ct == "full" else 4 * n * k * d
+
+
+def run_cell(n, d, k, ct, dtype, peak, sk_rate, reps=None):
+    from sklearn.mixture import GaussianMixture as SkGM
+
+    from gmmscape.estimator import GaussianMixture
+
+    X, start = make_data(n, d, k, dtype)
+    prec = np.tile(np.eye(d), (k, 1, 1)) if ct == "full" else np.ones((k, d))
+    kw = dict(
+        n_components=k,
+        covariance_type=ct,
+        tol=0.0,
+        init_params="random_from_data",
+        precisions_init=prec,
+        random_state=0,
+        **start,
+    )
+    est_sk = cost(n, d, k, ct) / sk_rate[ct] if sk_rate.get(ct) else None
+    r = 3 if est_sk is None else int(np.clip(round(4.0 / max(est_sk, 1e-3)), 1, 10))
+    if reps is None:
+        reps = 3 if est_sk is not None and est_sk * r < 1.0 else 1
+    # gmmscape's iterations are cheap: time more of them for a steadier difference
+    r_ours = max(r, 10) if n * k * d <= 16 * 10**7 else r
+    load0 = os.getloadavg()
+    t_ours, g_ours = per_iteration(GaussianMixture, X, kw, r_ours, warm=True, reps=reps)
+    t_sk, g_sk = per_iteration(SkGM, X, kw, r, reps=reps)
+    if r_ours != r:  # the log-likelihood comparison needs the same number of iterations
+        _, g_ours = fit_time(GaussianMixture, X, kw, 1 + r)
+    t_stats = stats_pass_rate(g_ours, X, ct)
+    flops = 4 * n * k * d * d if ct == "full" else 8 * n * k * d
+    lb_o, lb_s = float(g_ours.lower_bound_), float(g_sk.lower_bound_)
+    return {
+        "n": n,
+        "d": d,
+        "k": k,
+        "covariance_type": ct,
+        "dtype": np.dtype(dtype).name,
+        "iterations": r,
+        "iterations_gmmscape": r_ours,
+        "repetitions": reps,
+        "gmmscape_s_per_iter": t_ours,
+        "sklearn_s_per_iter": t_sk,
+        "speedup": t_sk / t_ours,
+        "stats_pass_s": t_stats,
+        "stats_pass_gflops": flops / t_stats / 1e9,
+        "fraction_of_matmul_peak": flops / t_stats / 1e9 / peak[np.dtype(dtype).name],
+        "loglik_gmmscape": lb_o,
+        "loglik_sklearn": lb_s,
+        "loglik_rel_diff": abs(lb_o - lb_s) / abs(lb_s),
+        "loadavg_before": list(load0),
+        "loadavg_after": list(os.getloadavg()),
+    }
+
+
+def to_markdown(res: SpeedResults) -> str:
+    lines = [
+        "# gmmscape.GaussianMixture vs scikit-learn: time per EM iteration",
+        "",
+        f"Machine: {res.machine}. Matrix-multiply rate (jnp.dot 2048^2): "
+        + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in res.matmul_gflops.items()),
+        "",
+        "| N | d | k | cov | dtype | sklearn s/iter | gmmscape s/iter | speed-up | "
+        "stats pass GFLOP/s | of matmul peak | loglik rel. diff | load (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in res.cells:
+        lines.append(
+            f"| {c['n']:.0e} | {c['d']} | {c['k']} | {c['covariance_type']} | {c['dtype']} | "
+            f"{c['sklearn_s_per_iter']:.4f} | {c['gmmscape_s_per_iter']:.4f} | "
+            f"**{c['speedup']:.1f}x** | {c['stats_pass_gflops']:.1f} | "
+            f"{100 * c['fraction_of_matmul_peak']:.0f}% | {c['loglik_rel_diff']:.1e} | "
+            f"{c['loadavg_before'][0]:.1f} |"
+        )
+    if res.skipped:
+        lines += ["", "Skipped (estimated scikit-learn time per iteration above the cap):", ""]
+        lines += [
+            f"- N={s['n']:.0e}, d={s['d']}, k={s['k']}, {s['covariance_type']}, {s['dtype']}: "
+            f"~{s['estimated_sklearn_s_per_iter']:.0f} s per iteration"
+            for s in res.skipped
+        ]
+    lines += ["", f"Total run time {res.seconds:.0f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, seconds")
+    ap.add_argument("--cap", type=float, default=25.0, help="skip cells above this many s/iter")
+    ap.add_argument(
+        "--headline",
+        type=int,
+        default=0,
+        metavar="R",
+        help="only the headline cells (N=1e6, d=16, k=16, full and diag, float64), "
+        "measured R times each; writes estimator_speed_headline.{json,md}",
+    )
+    ap.add_argument("--resume", action="store_true", help="keep the cells of an earlier run's JSON")
+    args = ap.parse_args()
+    import jax
+    import sklearn
+
+    t_start = time.perf_counter()
+    name = "estimator_speed_quick" if args.quick else "estimator_speed"
+    peak = {"float64": matmul_rate(np.float64), "float32": matmul_rate(np.float32)}
+    res = SpeedResults(
+        machine={
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "jax": jax.__version__,
+            "sklearn": sklearn.__version__,
+            "numpy": np.__version__,
+            "gmmx": "not installed",
+            "pomegranate": "not installed",
+        },
+        matmul_gflops=peak,
+    )
+    if args.headline:
+        name = "estimator_speed_headline"
+        for _ in range(args.headline):
+            for ct in ("full", "diag"):
+                cell = run_cell(*HEADLINE, ct, np.float64, peak, {}, reps=3)
+                res.cells.append(cell)
+                res.seconds = time.perf_counter() - t_start
+                write_json(res, RESULTS / f"{name}.json")
+                (RESULTS / f"{name}.md").write_text(to_markdown(res))
+                print(
+                    f"{ct}: speed-up {cell['speedup']:.1f}x, loglik rel diff "
+                    f"{cell['loglik_rel_diff']:.1e}, load {cell['loadavg_before'][0]:.1f}",
+                    flush=True,
+                )
+        return
+    if args.quick:
+        grid = [(20_000, 8, 4)]
+    else:
+        grid = [(n, d, k) for n in (100_000, 1_000_000) for d in (2, 16, 64) for k in (4, 16, 64)]
+    cells = [
+        (n, d, k, ct, dt)
+        for (n, d, k) in grid
+        for ct in ("full", "diag")
+        for dt in (np.float64, np.float32)
+    ]
+    head = [c for c in cells if c[:3] == HEADLINE and c[4] is np.float64]
+    rest = sorted((c for c in cells if c not in head), key=lambda c: cost(*c[:4]))
+    sk_rate: dict = {}
+    done = set()
+    if args.resume and (RESULTS / f"{name}.json").exists():
+        import json
+
+        old = json.loads((RESULTS / f"{name}.json").read_text())
+        res.cells = old["cells"]
+        for c in res.cells:
+            done.add((c["n"], c["d"], c["k"], c["covariance_type"], c["dtype"]))
+            cst = cost(c["n"], c["d"], c["k"], c["covariance_type"])
+            if cst >= 1e8 or c["covariance_type"] not in sk_rate:
+                sk_rate[c["covariance_type"]] = cst / c["sklearn_s_per_iter"]
+    for n, d, k, ct, dt in head + rest:
+        if (n, d, k, ct, np.dtype(dt).name) in done:
+            continue
+        if ct in sk_rate:
+            est = cost(n, d, k, ct) / sk_rate[ct]
+            if est > args.cap:
+                res.skipped.append(
+                    dict(
+                        n=n,
+                        d=d,
+                        k=k,
+                        covariance_type=ct,
+                        dtype=np.dtype(dt).name,
+                        estimated_sklearn_s_per_iter=est,
+                    )
+                )
+                continue
+        cell = run_cell(n, d, k, ct, dt, peak, sk_rate)
+        # scikit-learn's throughput at the largest cell so far predicts the next ones
+        if cost(n, d, k, ct) >= 1e8 or ct not in sk_rate:
+            sk_rate[ct] = cost(n, d, k, ct) / cell["sklearn_s_per_iter"]
+        res.cells.append(cell)
+        res.seconds = time.perf_counter() - t_start
+        write_json(res, RESULTS / f"{name}.json")
+        (RESULTS / f"{name}.md").write_text(to_markdown(res))
+        print(
+            f"N={n:.0e} d={d} k={k} {ct} {np.dtype(dt).name}: sklearn "
+            f"{cell['sklearn_s_per_iter']:.4f}s gmmscape {cell['gmmscape_s_per_iter']:.4f}s "
+            f"speed-up {cell['speedup']:.1f}x, loglik rel diff {cell['loglik_rel_diff']:.1e}",
+            flush=True,
+        )
+    res.seconds = time.perf_counter() - t_start
+    write_json(res, RESULTS / f"{name}.json")
+    (RESULTS / f"{name}.md").write_text(to_markdown(res))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""``gmmscape fit`` and ``gmmscape predict``: fit a Gaussian mixture to a data file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from gmmscape.cli._app import app, console
+
+_COV = ("full", "tied", "diag", "spherical")
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def fit(
+    data: Annotated[Path, typer.Argument(help="CSV, .npy or Parquet file, one row per point.")],
+    k: Annotated[int, typer.Option("-k", "--components", help="Number of components.")],
+    covariance: Annotated[str, typer.Option(help="full, tied, diag or spherical.")] = "full",
+    out: Annotated[Path, typer.Option(help="Where to write the model (JSON).")] = Path(
+        "model.json"
+    ),
+    n_init: Annotated[int, typer.Option(help="Initializations (run as one batch).")] = 1,
+    max_iter: Annotated[int, typer.Option(help="Largest number of EM iterations.")] = 100,
+    tol: Annotated[float, typer.Option(help="Stop when the log-likelihood moves less.")] = 1e-3,
+    reg_covar: Annotated[float, typer.Option(help="Added to covariance diagonals.")] = 1e-6,
+    refine: Annotated[bool, typer.Option(help="Split-and-merge moves after EM.")] = False,
+    seed: Annotated[int, typer.Option(help="Random state of the initialization.")] = 0,
+) -> None:
+    """Fit a Gaussian mixture by EM, print a summary and the trace, write the model."""
+    import warnings
+
+    from gmmscape.estimator import GaussianMixture
+    from gmmscape.estimator._io import read_data, save_model
+
+    if covariance not in _COV:
+        _fail(ValueError(f"--covariance must be one of {', '.join(_COV)}; got {covariance!r}."))
+    try:
+        X = read_data(data)
+        gm = GaussianMixture(
+            k,
+            covariance_type=covariance,
+            n_init=n_init,
+            max_iter=max_iter,
+            tol=tol,
+            reg_covar=reg_covar,
+            refine=refine,
+            random_state=seed,
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gm.fit(X)
+    except ValueError as exc:
+        _fail(exc)
+    for w in caught:
+        console.print(f"[yellow]warning:[/] {w.message}")
+    n, d = X.shape
+    state = "converged" if gm.converged_ else "did NOT converge"
+    console.print(
+        f"[bold]{data}[/]: {n:,} points, {d} features. {k} components ({covariance}), "
+        f"{state} after {gm.n_iter_} iterations; mean log-likelihood {gm.score(X):.6f}, "
+        f"BIC {gm.bic(X):.1f}."
+    )
+    table = Table(title="Components")
+    table.add_column("k", justify="right")
+    table.add_column("weight", justify="right")
+    table.add_column("mean" + (" (first 4 features)" if d > 4 else ""))
+    for i, (w, m) in enumerate(zip(gm.weights_, gm.means_, strict=True)):
+        table.add_row(str(i), f"{w:.4f}", ", ".join(f"{v:.4g}" for v in m[:4]))
+    console.print(table)
+    trace = Table(title="Convergence trace")
+    trace.add_column("iteration", justify="right")
+    trace.add_column("mean log-likelihood", justify="right")
+    trace.add_column("change", justify="right")
+    prev = None
+    for it, lb in enumerate(gm.lower_bounds_, start=1):
+        trace.add_row(str(it), f"{lb:.8f}", "" if prev is None else f"{lb - prev:.3e}")
+        prev = lb
+    console.print(trace)
+    for mv in gm.refine_moves_:
+        console.print(
+            f"refine: merged {mv['merge']}, split {mv['split']}: log-likelihood "
+            f"{mv['loglik_before']:.6f} -> {mv['loglik_after']:.6f}"
+        )
+    path = save_model(gm, out)
+    console.print(f"Wrote {path}.")
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="A model written by `gmmscape fit`.")],
+    data: Annotated[Path, typer.Argument(help="CSV, .npy or Parquet file.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Write labels (and probabilities) as CSV here.")
+    ] = None,
+    proba: Annotated[bool, typer.Option(help="Also give component probabilities.")] = False,
+) -> None:
+    """Assign each row of DATA to its most likely component of a saved model."""
+    import numpy as np
+
+    from gmmscape.estimator._io import load_model, read_data
+
+    try:
+        gm = load_model(model)
+        X = read_data(data)
+        labels = gm.predict(X)
+        probs = gm.predict_proba(X) if proba else None
+    except ValueError as exc:
+        _fail(exc)
+    if out is None:
+        for i, lab in enumerate(labels):
+            extra = "" if probs is None else "," + ",".join(f"{p:.6g}" for p in probs[i])
+            console.print(f"{lab}{extra}", highlight=False)
+        return
+    cols = [labels[:, None].astype(float)] + ([] if probs is None else [probs])
+    header = "label" + (
+        "" if probs is None else "," + ",".join(f"p{j}" for j in range(gm.n_components))
+    )
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    fmt = ["%d"] + ["%.17g"] * (0 if probs is None else gm.n_components)
+    np.savetxt(tmp, np.hstack(cols), delimiter=",", header=header, comments="", fmt=fmt)
+    tmp.replace(out)
+    console.print(f"Wrote {len(labels):,} labels to {out}.")

@@ -1,0 +1,1000 @@
+"""The :class:`GaussianMixture` estimator: scikit-learn's API on JAX kernels.
+
+The math lives in :mod:`gmmscape.estimator._kernels` (one sufficient-statistics function,
+one M-step per covariance type, one vmapped EM loop); this module validates input once,
+initializes exactly as scikit-learn does (so that equal ``means_init`` or an equal
+``random_state`` give equal fits), feeds the kernels with chunked in-memory data or Dask
+blocks, and stores the fitted attributes as NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin, _fit_context
+from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from gmmscape.estimator import _kernels as K
+from gmmscape.estimator._kernels import COVARIANCE_TYPES, Masks, Params
+
+#: Elements of one chunk's largest intermediate (rows x k x d) when chunk_size is None.
+CHUNK_BUDGET = 2**21
+#: A collapsed covariance gets this fraction of the data's mean variance on its diagonal
+#: (float64; float32 uses 10 sqrt(eps), about 3e-3, above its rounding noise).
+COLLAPSE_FLOOR = 1e-6
+
+
+def collapse_floor(mean_var: float, dtype) -> float:
+    """Variance added to a collapsed covariance, relative to the data's mean variance."""
+    rel = max(COLLAPSE_FLOOR, 10.0 * float(np.sqrt(np.finfo(dtype).eps)))
+    return float(rel * mean_var)
+
+
+#: Parameters that ``freeze`` accepts.
+FREEZABLE = ("weights", "means", "covariances")
+#: Rows of a Dask array pulled into memory to initialize (k-means) a fit.
+DASK_INIT_ROWS = 20_000
+
+
+class CollapseWarning(UserWarning):
+    """A component's covariance was not positive definite and was regularized."""
+
+
+def _is_dask(X) -> bool:
+    return type(X).__module__.split(".")[0] == "dask"
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, int(n - 1).bit_length())
+
+
+def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | None = None):
+    """Rows per chunk and number of chunks for ``n`` points.
+
+    Small inputs are padded to a power of two (few distinct compiled shapes); large ones
+    are cut into chunks whose ``(rows, k, d)`` intermediates hold about
+    :data:`CHUNK_BUDGET` elements per start.
+
+    Parameters
+    ----------
+    n, k, d : int
+        Points, components, features.
+    n_batch : int, default 1
+        Starts evaluated together (vmapped).
+    chunk_size : int, optional
+        Rows per chunk chosen by the user.
+
+    Returns
+    -------
+    rows : int
+    n_chunks : int
+    """
+    if chunk_size is None:
+        rows = max(256, _next_pow2(CHUNK_BUDGET // max(1, k * d * n_batch)) // 2)
+    else:
+        rows = int(chunk_size)
+    if n <= rows:
+        rows = max(16, _next_pow2(n)) if chunk_size is None else rows
+        return rows, 1
+    return rows, math.ceil(n / rows)
+
+
+def trace_length(max_iter: int) -> int:
+    """Length of the compiled trace buffer: a power of two >= 8 covering ``max_iter``.
+
+    Rounding up keeps the number of compiled variants small; the iteration limit itself
+    is a runtime value.
+    """
+    return max(8, _next_pow2(max(int(max_iter), 1)))
+
+
+def to_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int):
+    """Pad ``X`` (n, d) and ``w`` (n,) with zero rows and reshape to (n_chunks, rows, ...).
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    w : array of shape (n,)
+    rows, n_chunks : int
+
+    Returns
+    -------
+    xc : array of shape (n_chunks, rows, d)
+    wc : array of shape (n_chunks, rows)
+    """
+    n, d = X.shape
+    total = rows * n_chunks
+    xp = np.zeros((total, d), X.dtype)
+    xp[:n] = X
+    wp = np.zeros(total, X.dtype)
+    wp[:n] = w
+    return xp.reshape(n_chunks, rows, d), wp.reshape(n_chunks, rows)
+
+
+@dataclass
+class _FitData:
+    """The data of one fit, chunked in memory or as Dask blocks, centered at ``offset``."""
+
+    cov_type: str
+    algorithm: str
+    dtype: Any
+    offset: np.ndarray
+    n: int
+    d: int
+    k: int
+    floor: float
+    xc: Any = None
+    wc: Any = None
+    dask_x: Any = None
+    dask_w: Any = None
+    chunk_size: int | None = None
+
+    def hyper(self, reg_covar, step_size, tol, n_max):
+        dt = self.dtype
+        return (
+            jnp.asarray(reg_covar, dt),
+            jnp.asarray(self.floor, dt),
+            jnp.asarray(step_size, dt),
+            jnp.asarray(tol, dt),
+            jnp.asarray(n_max, jnp.int32),
+        )
+
+    # -- statistics over the whole data, for a batch of parameters --------------------
+    def stats(self, params: Params) -> K.SuffStats:
+        """Summed statistics for a batch of parameters (leading axis b)."""
+        if self.dask_x is None:
+            return K.batched_stats(self.xc, self.wc, params, cov_type=self.cov_type)
+        return _dask_reduce(self, _block_stats, params)
+
+    def reduce(self, fn, *args):
+        """Sum ``fn(xc, wc, *args)`` (a jitted chunk-scanning function) over the data."""
+        if self.dask_x is None:
+            return fn(self.xc, self.wc, *args)
+        return _dask_reduce(self, _block_generic, (fn, args))
+
+    def run_em(self, params, masks, lb0, hyper, max_iter) -> K.EMResult:
+        """EM for a batch of starts (vmapped and compiled in memory; per step on Dask)."""
+        if self.dask_x is None:
+            return K.em_batch(
+                self.xc,
+                self.wc,
+                params,
+                masks,
+                lb0,
+                hyper,
+                cov_type=self.cov_type,
+                algorithm=self.algorithm,
+                max_iter=max_iter,
+            )
+        return _dask_em(self, params, masks, lb0, hyper, max_iter)
+
+
+def _block_chunks(xb, wb, offset, dtype, chunk_size, k):
+    xb = np.asarray(xb, dtype=dtype) - offset
+    wb = np.asarray(wb, dtype=dtype)
+    rows, n_chunks = chunk_layout(xb.shape[0], k, xb.shape[1], 1, chunk_size)
+    return to_chunks(xb, wb, rows, n_chunks)
+
+
+def _block_stats(xb, wb, params, fd):
+    xc, wc = _block_chunks(xb, wb, fd.offset, fd.dtype, fd.chunk_size, fd.k)
+    st = K.batched_stats(jnp.asarray(xc), jnp.asarray(wc), params, cov_type=fd.cov_type)
+    return jax.tree_util.tree_map(np.asarray, st)
+
+
+def _block_generic(xb, wb, payload, fd):
+    fn, args = payload
+    xc, wc = _block_chunks(xb, wb, fd.offset, fd.dtype, fd.chunk_size, fd.k)
+    return jax.tree_util.tree_map(np.asarray, fn(jnp.asarray(xc), jnp.asarray(wc), *args))
+
+
+def _tree_add(a, b):
+    return jax.tree_util.tree_map(np.add, a, b)
+
+
+def _dask_reduce(fd: _FitData, block_fn, payload):
+    """Map ``block_fn`` over the Dask blocks and sum the results on the cluster."""
+    import dask
+
+    payload = jax.tree_util.tree_map(
+        lambda a: np.asarray(a) if isinstance(a, jax.Array) else a, payload
+    )
+    xs = fd.dask_x.to_delayed().ravel()
+    ws = fd.dask_w.to_delayed().ravel()
+    parts = [dask.delayed(block_fn)(xb, wb, payload, fd) for xb, wb in zip(xs, ws, strict=True)]
+    add = dask.delayed(_tree_add)
+    while len(parts) > 1:  # a tree reduction, executed by the scheduler
+        parts = [
+            add(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
+            for i in range(0, len(parts), 2)
+        ]
+    (total,) = dask.compute(parts[0])
+    return jax.tree_util.tree_map(jnp.asarray, total)
+
+
+def _dask_em(fd: _FitData, params, masks, lb0, hyper, max_iter) -> K.EMResult:
+    """EM with statistics reduced on the Dask cluster and the same M-step kernel."""
+    tol, n_max = float(hyper[3]), int(hyper[4])
+    b = lb0.shape[0]
+    lb = np.asarray(lb0, dtype=np.float64).copy()
+    trace = np.full((b, max(max_iter, 1)), np.nan)
+    n_iter = np.zeros(b, int)
+    conv = np.zeros(b, bool)
+    nbad = np.zeros(b, int)
+    for it in range(n_max):
+        active = ~conv
+        st = fd.stats(params)
+        lb_new = np.asarray(st.ll / st.w, dtype=np.float64)
+        new, bad = K.batched_m_step(
+            st, params, masks, hyper, cov_type=fd.cov_type, algorithm=fd.algorithm
+        )
+        act = jnp.asarray(active)
+        params = jax.tree_util.tree_map(
+            lambda a, o, act=act: jnp.where(act.reshape((-1,) + (1,) * (a.ndim - 1)), a, o),
+            new,
+            params,
+        )
+        trace[active, it] = lb_new[active]
+        n_iter[active] += 1
+        nbad[active] += np.asarray(bad)[active]
+        conv = conv | (active & (np.abs(lb_new - lb) < tol))
+        lb = np.where(active, lb_new, lb)
+        if conv.all():
+            break
+    dt = fd.dtype
+    return K.EMResult(
+        params,
+        jnp.asarray(lb, dt),
+        jnp.asarray(trace, dt),
+        jnp.asarray(n_iter),
+        jnp.asarray(conv),
+        jnp.asarray(nbad),
+    )
+
+
+def _stack(items):
+    return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *items)
+
+
+def _take(tree, i):
+    return jax.tree_util.tree_map(lambda a: a[i], tree)
+
+
+def _cov_from_precisions(prec, cov_type):
+    if cov_type in ("full", "tied"):
+        return np.linalg.inv(prec)
+    return 1.0 / prec
+
+
+def _prec_chol_from_precisions(prec, cov_type):
+    # scikit-learn's convention: the lower Cholesky factor of the precision
+    if cov_type == "full":
+        return np.stack([np.linalg.cholesky(p) for p in prec])
+    if cov_type == "tied":
+        return np.linalg.cholesky(prec)
+    return np.sqrt(prec)
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture fitted by EM on JAX, compatible with scikit-learn.
+
+    The same API and the same results as :class:`sklearn.mixture.GaussianMixture` from the
+    same initialization, plus sample weights, frozen parameters, gradient EM, float32,
+    vmapped restarts, a chunked E-step, Dask input and split-and-merge refinement.
+
+    Parameters
+    ----------
+    n_components : int, default 1
+        Number of mixture components k.
+    covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
+    tol : float, default 1e-3
+        EM stops when the mean log-likelihood changes by less than ``tol``.
+    reg_covar : float, default 1e-6
+        Added to the diagonal of every covariance.
+    max_iter : int, default 100
+    n_init : int, default 1
+        Number of initializations; all of them run as one vmapped, compiled batch and the
+        one with the largest final log-likelihood is kept.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default "kmeans"
+    weights_init : array-like of shape (n_components,), optional
+    means_init : array-like of shape (n_components, n_features), optional
+    precisions_init : array-like, optional
+        Shapes (k, d, d) full, (d, d) tied, (k, d) diag, (k,) spherical.
+    random_state : int, RandomState or None, default None
+    warm_start : bool, default False
+        Start the next ``fit`` from the current parameters (one initialization).
+    verbose : int, default 0
+        1 prints a line per initialization, 2 also the log-likelihood trace.
+    verbose_interval : int, default 10
+        Iterations between trace lines.
+    freeze : tuple of {"weights", "means", "covariances"}, default ()
+        Parameters kept at their given initial values (``weights_init``, ``means_init``,
+        ``precisions_init``), e.g. ``freeze=("weights", "covariances")`` with a known
+        ``sigma^2 I`` learns the means only.
+    algorithm : {"em", "gradient_em"}, default "em"
+        ``"gradient_em"`` replaces the mean update by
+        ``mu_k + step_size * (S1_k - N_k mu_k) / W`` (gmmscape.core.updates).
+    step_size : float, default 1.0
+        Step of gradient EM.
+    dtype : {None, "float32", "float64"}, default None
+        Computation precision; None keeps float32 input as float32, otherwise float64.
+    chunk_size : int, optional
+        Rows per chunk of the E-step; memory is bounded by ``chunk_size * k * d``.
+    refine : bool, default False
+        After EM, try split-and-merge moves and keep those that raise the likelihood.
+    refine_max_moves : int, optional
+        Largest number of accepted moves (default ``n_components``).
+    refine_candidates : int, default 5
+        Candidate moves evaluated (as one vmapped batch) per round.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_ : ndarray
+    precisions_ : ndarray
+    precisions_cholesky_ : ndarray
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean (weighted) log-likelihood of the best run at its last iteration.
+    lower_bounds_ : list of float
+        The best run's trace; with ``refine``, followed by the traces of the full EM runs
+        of the accepted moves (``lower_bound_`` is then the log-likelihood after the last
+        move).
+    refine_moves_ : list of dict
+        Moves accepted by ``refine`` (kind, components, log-likelihood before/after).
+    n_collapsed_ : int
+        Covariances regularized because they collapsed.
+    n_features_in_ : int
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init_params": [StrOptions({"kmeans", "random", "random_from_data", "k-means++"})],
+        "weights_init": ["array-like", None],
+        "means_init": ["array-like", None],
+        "precisions_init": ["array-like", None],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "freeze": [tuple, list],
+        "algorithm": [StrOptions({"em", "gradient_em"})],
+        "step_size": [Interval(Real, 0.0, None, closed="neither")],
+        "dtype": [StrOptions({"float32", "float64"}), None, type],
+        "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
+        "refine": ["boolean"],
+        "refine_max_moves": [Interval(Integral, 0, None, closed="left"), None],
+        "refine_candidates": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        freeze=(),
+        algorithm="em",
+        step_size=1.0,
+        dtype=None,
+        chunk_size=None,
+        refine=False,
+        refine_max_moves=None,
+        refine_candidates=5,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.freeze = freeze
+        self.algorithm = algorithm
+        self.step_size = step_size
+        self.dtype = dtype
+        self.chunk_size = chunk_size
+        self.refine = refine
+        self.refine_max_moves = refine_max_moves
+        self.refine_candidates = refine_candidates
+
+    # ----------------------------------------------------------------------------------
+    # validation
+    # ----------------------------------------------------------------------------------
+    def _compute_dtype(self, X_dtype):
+        if self.dtype is None:
+            return np.float32 if X_dtype == np.float32 else np.float64
+        dt = np.dtype(self.dtype)
+        if dt not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be None, 'float32' or 'float64'; got {self.dtype!r}.")
+        return dt.type
+
+    def _check_freeze(self):
+        freeze = tuple(self.freeze)
+        bad = [f for f in freeze if f not in FREEZABLE]
+        if bad:
+            raise ValueError(f"freeze may contain {FREEZABLE}; got unknown {bad}.")
+        need = {"weights": "weights_init", "means": "means_init", "covariances": "precisions_init"}
+        for f in freeze:
+            if getattr(self, need[f]) is None:
+                raise ValueError(
+                    f"freeze={freeze!r} keeps the {f} fixed, so {need[f]} must give their "
+                    "known values."
+                )
+        if self.refine and "means" in freeze:
+            raise ValueError("refine=True moves the means; it cannot be used with frozen means.")
+        return freeze
+
+    def _check_inits(self, d, dtype):
+        k = self.n_components
+        out = {}
+        if self.weights_init is not None:
+            w = np.asarray(self.weights_init, dtype=np.float64)
+            if w.shape != (k,):
+                raise ValueError(
+                    f"weights_init must have shape ({k},), one per component; got {w.shape}."
+                )
+            if not np.all(np.isfinite(w)) or (w < 0).any() or (w > 1).any():
+                raise ValueError("weights_init must be finite and in [0, 1].")
+            if not np.allclose(np.sum(w), 1.0, rtol=0, atol=1e-6):
+                raise ValueError(
+                    f"weights_init must sum to 1 (within 1e-6); they sum to {np.sum(w):.8f}."
+                )
+            out["weights"] = (w / w.sum()).astype(dtype)
+        if self.means_init is not None:
+            m = np.asarray(self.means_init, dtype=np.float64)
+            if m.shape != (k, d):
+                raise ValueError(f"means_init must have shape ({k}, {d}); got {m.shape}.")
+            if not np.all(np.isfinite(m)):
+                raise ValueError("means_init holds NaN or inf.")
+            out["means"] = m.astype(dtype)
+        if self.precisions_init is not None:
+            ct = self.covariance_type
+            shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[ct]
+            p = np.asarray(self.precisions_init, dtype=np.float64)
+            if p.shape != shape:
+                raise ValueError(
+                    f"precisions_init for covariance_type={ct!r} must have shape {shape}; "
+                    f"got {p.shape}."
+                )
+            if not np.all(np.isfinite(p)):
+                raise ValueError("precisions_init holds NaN or inf.")
+            if ct in ("full", "tied"):
+                mats = p if ct == "full" else p[None]
+                for i, mat in enumerate(mats):
+                    if not np.allclose(mat, mat.T) or np.linalg.eigvalsh(mat).min() <= 0:
+                        raise ValueError(
+                            f"precisions_init[{i}] must be symmetric positive definite."
+                        )
+            elif (p <= 0).any():
+                raise ValueError("precisions_init must be positive.")
+            out["precisions"] = p
+        return out
+
+    def _validate_X(self, X, reset: bool, dtype=None):
+        if _is_dask(X):
+            if X.ndim != 2:
+                raise ValueError(f"X must be 2-D (n_samples, n_features); got {X.ndim}-D.")
+            if reset:
+                self.n_features_in_ = int(X.shape[1])
+            elif X.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but GaussianMixture is expecting "
+                    f"{self.n_features_in_} features as input."
+                )
+            return X
+        kw = {"dtype": [np.float64, np.float32]} if dtype is None else {"dtype": dtype}
+        if reset:
+            return validate_data(self, X, ensure_min_samples=2, **kw)
+        return validate_data(self, X, reset=False, **kw)
+
+    # ----------------------------------------------------------------------------------
+    # fitting
+    # ----------------------------------------------------------------------------------
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the mixture by EM (``n_init`` vmapped restarts, the best one kept).
+
+        Parameters
+        ----------
+        X : array-like or dask array of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative point weights (default all 1).
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        self.fit_predict(X, y, sample_weight=sample_weight)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit the mixture and return the most likely component of every point.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            (A lazy Dask array for Dask input.)
+        """
+        fd, params0, masks, lb0 = self._prepare_fit(X, sample_weight)
+        hyper = fd.hyper(self.reg_covar, self.step_size, self.tol, self.max_iter)
+        res = fd.run_em(params0, masks, lb0, hyper, trace_length(self.max_iter))
+        lbs = np.asarray(res.lower_bound, dtype=np.float64)
+        lbs_sel = np.where(np.isnan(lbs), -np.inf, lbs)
+        best = int(np.argmax(lbs_sel))
+        params = _take(res.params, best)
+        n_iter = int(res.n_iter[best])
+        trace = np.asarray(res.trace[best], dtype=np.float64)[:n_iter]
+        for i in range(lbs.shape[0]):
+            self._verbose_run(
+                i, np.asarray(res.trace[i])[: int(res.n_iter[i])], bool(res.converged[i])
+            )
+        self.converged_ = bool(res.converged[best])
+        self.n_iter_ = n_iter
+        self.lower_bound_ = float(lbs[best]) if self.max_iter > 0 else float(lb0[best])
+        self.lower_bounds_ = [float(v) for v in trace]
+        self.n_collapsed_ = int(res.n_collapsed[best])
+        self.refine_moves_ = []
+        if self.refine and self.max_iter > 0:
+            from gmmscape.estimator._refine import refine_fit
+
+            params, moves, extra_trace = refine_fit(self, fd, params, masks, hyper)
+            self.refine_moves_ = moves
+            if moves:
+                self.lower_bound_ = float(moves[-1]["loglik_after"])
+                self.lower_bounds_ = self.lower_bounds_ + extra_trace
+        if self.n_collapsed_ > 0:
+            warnings.warn(
+                f"{self.n_collapsed_} covariance update(s) were singular or not positive "
+                f"definite after reg_covar={self.reg_covar:g} (a component collapsed onto few "
+                "points); they "
+                f"were regularized by adding {fd.floor:.3g} to the diagonal. Increase "
+                "reg_covar or decrease n_components.",
+                CollapseWarning,
+                stacklevel=3,
+            )
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self._set_params_arrays(params, fd)
+        if fd.dask_x is not None:  # lazy labels, computed block by block
+            return X.rechunk({1: -1}).map_blocks(self.predict, drop_axis=1, dtype=np.int64)
+        return self.predict(X)
+
+    def _prepare_fit(self, X, sample_weight):
+        freeze = self._check_freeze()
+        dask_in = _is_dask(X)
+        X = self._validate_X(X, reset=True)
+        n, d = int(X.shape[0]), int(X.shape[1])
+        k = self.n_components
+        if n < k:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = {k}, "
+                f"n_samples = {n}: decrease n_components or supply more data."
+            )
+        dtype = self._compute_dtype(np.dtype(X.dtype))
+        inits = self._check_inits(d, dtype)
+        if dask_in:
+            fd, Xinit, winit = self._prepare_dask(X, sample_weight, dtype, n, d)
+        else:
+            X = np.asarray(X, dtype=dtype)
+            w = _check_sample_weight(sample_weight, X, dtype=dtype)
+            if (w < 0).any():
+                raise ValueError("sample_weight must be non-negative.")
+            if not w.sum() > 0:
+                raise ValueError("sample_weight must not be all zero.")
+            offset = (w @ X) / w.sum()
+            var = (w @ (X - offset) ** 2) / w.sum()
+            self._check_constant(var, np.ptp(X, axis=0))
+            fd = _FitData(
+                self.covariance_type,
+                self.algorithm,
+                dtype,
+                offset.astype(dtype),
+                n,
+                d,
+                k,
+                collapse_floor(var.mean(), dtype),
+                chunk_size=self.chunk_size,
+            )
+            Xinit, winit = X, w
+            do_init = not (self.warm_start and hasattr(self, "converged_"))
+            n_batch = self.n_init if do_init else 1
+            rows, n_chunks = chunk_layout(n, k, d, n_batch, self.chunk_size)
+            xc, wc = to_chunks(X - fd.offset, w, rows, n_chunks)
+            fd.xc, fd.wc = jnp.asarray(xc), jnp.asarray(wc)
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        starts = []
+        if do_init:
+            rng = check_random_state(self.random_state)
+            for _ in range(self.n_init):
+                starts.append(self._initial_params(Xinit, winit, rng, fd, inits))
+            lb0 = jnp.full((self.n_init,), -jnp.inf, dtype)
+        else:
+            starts.append(self._current_params(fd))
+            lb0 = jnp.full((1,), self.lower_bound_, dtype)
+        ones = jnp.ones((k,), dtype)
+        zeros = jnp.zeros((k,), dtype)
+        m = Masks(
+            zeros if "weights" in freeze else ones,
+            zeros if "means" in freeze else ones,
+            zeros if "covariances" in freeze else ones,
+        )
+        masks = _stack([m] * len(starts))
+        return fd, _stack(starts), masks, lb0
+
+    @staticmethod
+    def _check_constant(var, ptp):
+        const = np.flatnonzero(ptp == 0)
+        if const.size:
+            raise ValueError(
+                f"X has constant column(s) {const.tolist()[:10]} (zero variance): a Gaussian "
+                "density is degenerate along them and the likelihood is unbounded. Drop "
+                "these columns before fitting."
+            )
+
+    def _prepare_dask(self, X, sample_weight, dtype, n, d):
+        import dask.array as da
+
+        if len(X.chunks[1]) > 1:
+            X = X.rechunk({1: -1})
+        if sample_weight is None:
+            w = da.ones(n, chunks=(X.chunks[0],), dtype=dtype)
+        else:
+            w = da.asarray(sample_weight).astype(dtype).rechunk((X.chunks[0],))
+            if w.shape != (n,):
+                raise ValueError(f"sample_weight must have shape ({n},); got {w.shape}.")
+        Xf = X.astype(dtype)
+        wsum, s1, s2, lo, hi, bad, wmin = da.compute(
+            w.sum(),
+            (Xf * w[:, None]).sum(0),
+            (Xf * Xf * w[:, None]).sum(0),
+            Xf.min(0),
+            Xf.max(0),
+            (~da.isfinite(Xf)).sum(),
+            w.min(),
+        )
+        if bad:
+            raise ValueError(f"X holds {int(bad)} non-finite value(s) (NaN or inf).")
+        if wmin < 0 or not wsum > 0:
+            raise ValueError("sample_weight must be non-negative and not all zero.")
+        offset = s1 / wsum
+        var = np.maximum(s2 / wsum - offset**2, 0.0)
+        self._check_constant(var, hi - lo)
+        fd = _FitData(
+            self.covariance_type,
+            self.algorithm,
+            dtype,
+            np.asarray(offset, dtype),
+            n,
+            d,
+            self.n_components,
+            collapse_floor(var.mean(), dtype),
+            dask_x=Xf,
+            dask_w=w,
+            chunk_size=self.chunk_size,
+        )
+        rng = np.random.default_rng(
+            0 if not isinstance(self.random_state, Integral) else self.random_state
+        )
+        m = min(n, DASK_INIT_ROWS)
+        idx = np.sort(rng.choice(n, m, replace=False))
+        Xinit = np.asarray(Xf[idx].compute(), dtype=dtype)
+        winit = np.asarray(w[idx].compute(), dtype=dtype)
+        return fd, Xinit, winit
+
+    def _initial_params(self, X, w, rng, fd: _FitData, inits) -> Params:
+        """One start, initialized exactly as scikit-learn's ``_initialize_parameters``."""
+        n, k = X.shape[0], self.n_components
+        unweighted = bool(np.all(w == 1))
+        sw = None if unweighted else w
+        if self.init_params == "kmeans":
+            labels = (
+                KMeans(n_clusters=k, n_init=1, random_state=rng).fit(X, sample_weight=sw).labels_
+            )
+            resp = np.zeros((n, k), X.dtype)
+            resp[np.arange(n), labels] = 1
+        elif self.init_params == "random":
+            resp = np.asarray(rng.uniform(size=(n, k)), dtype=X.dtype)
+            resp /= resp.sum(axis=1)[:, None]
+        elif self.init_params == "random_from_data":
+            resp = np.zeros((n, k), X.dtype)
+            p = None if unweighted else w / w.sum()
+            idx = rng.choice(n, size=k, replace=False, p=p)
+            resp[idx, np.arange(k)] = 1
+        else:
+            _, idx = kmeans_plusplus(X, k, random_state=rng, sample_weight=sw)
+            resp = np.zeros((n, k), X.dtype)
+            resp[idx, np.arange(k)] = 1
+        xc = jnp.asarray(X - fd.offset)
+        wr = jnp.asarray(w[:, None] * resp)
+        nk, s1, s2 = K.moments(xc, wr, self.covariance_type)
+        nk = nk + 10 * jnp.finfo(xc.dtype).eps
+        st = K.SuffStats(jnp.asarray(0.0, xc.dtype), jnp.sum(jnp.asarray(w)), nk, s1, s2)
+        ct = self.covariance_type
+        means = s1 / nk[:, None]
+        cov = K._COV[ct](st, means, nk)
+        cov = cov + self.reg_covar * (
+            jnp.eye(X.shape[1], dtype=xc.dtype) if ct in ("full", "tied") else 1.0
+        )
+        cov, pc, _ = K.precision_cholesky(cov, ct, fd.floor)
+        weights = nk / jnp.sum(nk)
+        if "weights" in inits:
+            weights = jnp.asarray(inits["weights"])
+        if "means" in inits:
+            means = jnp.asarray(inits["means"] - fd.offset)
+        if "precisions" in inits:
+            prec = inits["precisions"]
+            cov = jnp.asarray(_cov_from_precisions(prec, ct), xc.dtype)
+            pc = jnp.asarray(_prec_chol_from_precisions(prec, ct), xc.dtype)
+        dt = fd.dtype
+        return Params(weights.astype(dt), means.astype(dt), cov.astype(dt), pc.astype(dt))
+
+    def _current_params(self, fd) -> Params:
+        dt = fd.dtype
+        return Params(
+            jnp.asarray(self.weights_, dt),
+            jnp.asarray(self.means_ - fd.offset, dt),
+            jnp.asarray(self.covariances_, dt),
+            jnp.asarray(self.precisions_cholesky_, dt),
+        )
+
+    def _set_params_arrays(self, params: Params, fd: _FitData):
+        dt = fd.dtype
+        self.weights_ = np.asarray(params.weights, dtype=dt)
+        self.means_ = (np.asarray(params.means, dtype=np.float64) + fd.offset).astype(dt)
+        self.covariances_ = np.asarray(params.covariances, dtype=dt)
+        self.precisions_cholesky_ = np.asarray(params.precisions_cholesky, dtype=dt)
+        self._compute_dtype_ = dt
+        self._set_precisions()
+
+    def _set_precisions(self):
+        pc = self.precisions_cholesky_
+        if self.covariance_type == "full":
+            self.precisions_ = np.einsum("kij,klj->kil", pc, pc)
+        elif self.covariance_type == "tied":
+            self.precisions_ = pc @ pc.T
+        else:
+            self.precisions_ = pc**2
+
+    def _verbose_run(self, i, trace, converged):
+        if self.verbose <= 0:
+            return
+        print(f"Initialization {i}")
+        if self.verbose >= 2:
+            prev = -np.inf
+            for it, lb in enumerate(trace, start=1):
+                if it % self.verbose_interval == 0:
+                    print(f"  Iteration {it}\t lower bound {lb:.6f}\t ll change {lb - prev:.6f}")
+                prev = lb
+        state = "converged" if converged else "did not converge"
+        last = f" lower bound {trace[-1]:.5f}." if len(trace) else ""
+        print(f"Initialization {state}.{last}")
+
+    # ----------------------------------------------------------------------------------
+    # prediction
+    # ----------------------------------------------------------------------------------
+    def _fitted_params(self, dt) -> Params:
+        return Params(
+            jnp.asarray(self.weights_, dt),
+            jnp.asarray(self.means_, dt),
+            jnp.asarray(self.covariances_, dt),
+            jnp.asarray(self.precisions_cholesky_, dt),
+        )
+
+    def _estimate_weighted_log_prob(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        if _is_dask(X):
+            raise ValueError(
+                "predict/score on a Dask array: map over its blocks instead, e.g. "
+                "X.map_blocks(gm.predict, drop_axis=1, dtype=int)."
+            )
+        dt = self._compute_dtype_
+        X = np.asarray(X, dtype=dt)
+        n, d = X.shape
+        rows, n_chunks = chunk_layout(n, self.n_components, d, 1, self.chunk_size)
+        xc, _ = to_chunks(X, np.zeros(n, dt), rows, n_chunks)
+        out = K.chunked_log_prob(
+            jnp.asarray(xc), self._fitted_params(dt), cov_type=self.covariance_type
+        )
+        return np.asarray(out).reshape(rows * n_chunks, -1)[:n]
+
+    def score_samples(self, X):
+        """Log-density ``log p(x)`` of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        lw = self._estimate_weighted_log_prob(X)
+        mx = lw.max(axis=1, keepdims=True)
+        return (mx + np.log(np.sum(np.exp(lw - mx), axis=1, keepdims=True)))[:, 0]
+
+    def score(self, X, y=None, sample_weight=None):
+        """Mean (optionally weighted) log-likelihood of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
+        """
+        s = self.score_samples(X)
+        if sample_weight is None:
+            return float(np.mean(s))
+        w = _check_sample_weight(sample_weight, s[:, None])
+        return float(np.sum(w * s) / np.sum(w))
+
+    def predict(self, X):
+        """Most likely component of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return np.argmax(self._estimate_weighted_log_prob(X), axis=1)
+
+    def predict_proba(self, X):
+        """Posterior probability of each component for each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+            Rows sum to one.
+        """
+        lw = self._estimate_weighted_log_prob(X)
+        mx = lw.max(axis=1, keepdims=True)
+        e = np.exp(lw - mx)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted mixture (as scikit-learn, seeded by random_state).
+
+        Parameters
+        ----------
+        n_samples : int, default 1
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            Component labels.
+        """
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples}. The sampling requires at "
+                "least one sample."
+            )
+        _, d = self.means_.shape
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, np.asarray(self.weights_, np.float64))
+        ct = self.covariance_type
+        if ct == "full":
+            parts = [
+                rng.multivariate_normal(m, c, int(s))
+                for m, c, s in zip(self.means_, self.covariances_, counts, strict=True)
+            ]
+        elif ct == "tied":
+            parts = [
+                rng.multivariate_normal(m, self.covariances_, int(s))
+                for m, s in zip(self.means_, counts, strict=True)
+            ]
+        else:
+            parts = [
+                m + rng.standard_normal(size=(s, d)) * np.sqrt(c)
+                for m, c, s in zip(self.means_, self.covariances_, counts, strict=True)
+            ]
+        y = np.concatenate([np.full(int(s), i, dtype=np.int64) for i, s in enumerate(counts)])
+        return np.vstack(parts), y
+
+    # ----------------------------------------------------------------------------------
+    # model selection
+    # ----------------------------------------------------------------------------------
+    def _n_parameters(self) -> int:
+        """Number of free parameters (frozen ones are not counted)."""
+        k, d = self.means_.shape
+        freeze = tuple(self.freeze)
+        cov = {
+            "full": k * d * (d + 1) // 2,
+            "tied": d * (d + 1) // 2,
+            "diag": k * d,
+            "spherical": k,
+        }[self.covariance_type]
+        n = 0
+        n += 0 if "covariances" in freeze else cov
+        n += 0 if "means" in freeze else k * d
+        n += 0 if "weights" in freeze else k - 1
+        return int(n)
+
+    def bic(self, X):
+        """Bayesian information criterion on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        float
+        """
+        n = np.asarray(X).shape[0]
+        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        float
+        """
+        n = np.asarray(X).shape[0]
+        return -2 * self.score(X) * n + 2 * self._n_parameters()

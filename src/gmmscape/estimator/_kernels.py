@@ -1,0 +1,560 @@
+"""Pure JAX kernels of the :class:`~gmmscape.estimator.GaussianMixture` estimator.
+
+One implementation of each piece (DESIGN.md section 1):
+
+* :func:`chunk_stats` is THE sufficient-statistics function of a general-covariance
+  mixture: for one batch of weighted points it returns the summed log-likelihood, the
+  total weight ``W``, ``N_k = sum w r_k``, ``S1_k = sum w r_k x`` and the second moments
+  ``S2`` (``sum w r_k x x^T`` for ``full``, ``sum w x x^T`` for ``tied``,
+  ``sum w r_k x**2`` for ``diag`` and ``spherical``). The in-memory path, the chunked path
+  (:func:`scan_stats`: ``lax.scan`` over fixed-size chunks padded with zero weights) and the
+  Dask path (the same function mapped over Dask blocks, summed on the cluster) all call it.
+* :func:`m_step` turns summed statistics into parameters; the mean and weight updates are
+  those of :mod:`gmmscape.core.updates` (``em_means``, ``gradient_em_means``), the
+  covariance update is one small function per covariance type picked from a dict, as in
+  scikit-learn.
+* :func:`em_batch` runs EM to convergence with ``lax.while_loop`` and is vmapped over a
+  batch of starts (the ``n_init`` restarts and the candidate moves of ``refine``).
+
+Parameters travel as a :class:`Params` pytree; shapes depend on the covariance type:
+
+=========== ======================= =======================
+type        covariances             precisions_cholesky
+=========== ======================= =======================
+full        (k, d, d)               (k, d, d)
+tied        (d, d)                  (d, d)
+diag        (k, d)                  (k, d)
+spherical   (k,)                    (k,)
+=========== ======================= =======================
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gmmscape.core import updates
+from gmmscape.core.mixture import Mixture
+from gmmscape.core.stats import Stats
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+_LOG_2PI = float(np.log(2.0 * np.pi))
+#: A variance below this fraction of the collapse floor counts as collapsed.
+COLLAPSE_RATIO = 1e-2
+
+
+class Params(NamedTuple):
+    """Mixture parameters (see the module docstring for the shapes).
+
+    Attributes
+    ----------
+    weights : array of shape (k,)
+    means : array of shape (k, d)
+    covariances : array
+    precisions_cholesky : array
+        ``P`` with precision ``P P^T``; the log-determinants come from its diagonal.
+    """
+
+    weights: jax.Array
+    means: jax.Array
+    covariances: jax.Array
+    precisions_cholesky: jax.Array
+
+
+class Masks(NamedTuple):
+    """Which parameters an M-step updates, per component (1.0 update, 0.0 keep).
+
+    Freezing a parameter sets its mask to zero; the partial EM of ``refine`` updates only
+    the components of one move.
+
+    Attributes
+    ----------
+    weights, means, covariances : arrays of shape (k,)
+    """
+
+    weights: jax.Array
+    means: jax.Array
+    covariances: jax.Array
+
+
+class SuffStats(NamedTuple):
+    """Weighted sums over a batch of points (see :func:`chunk_stats`).
+
+    Attributes
+    ----------
+    ll : array of shape ()
+        ``sum w log p(x)``.
+    w : array of shape ()
+        ``W = sum w``.
+    nk : array of shape (k,)
+    s1 : array of shape (k, d)
+    s2 : array
+        (k, d, d) for full, (d, d) for tied, (k, d) for diag and spherical.
+    """
+
+    ll: jax.Array
+    w: jax.Array
+    nk: jax.Array
+    s1: jax.Array
+    s2: jax.Array
+
+
+# --------------------------------------------------------------------------------------
+# log-densities, one function per covariance type
+# --------------------------------------------------------------------------------------
+def _maha_full(x, means, pc):
+    k, d = means.shape
+    # one matmul of the points with every precision factor: (m, d) @ (d, k*d)
+    pf = jnp.transpose(pc, (1, 0, 2)).reshape(d, k * d)
+    y = (x @ pf).reshape(x.shape[0], k, d) - jnp.einsum("ka,kab->kb", means, pc)[None]
+    return jnp.sum(y * y, axis=-1), jnp.sum(jnp.log(jnp.diagonal(pc, axis1=1, axis2=2)), 1)
+
+
+def _maha_tied(x, means, pc):
+    y = x @ pc
+    mp = means @ pc
+    diff = y[:, None, :] - mp[None, :, :]
+    logdet = jnp.sum(jnp.log(jnp.diagonal(pc)))
+    return jnp.sum(diff * diff, axis=-1), jnp.full((means.shape[0],), logdet)
+
+
+def _maha_diag(x, means, pc):
+    prec = pc * pc
+    maha = jnp.sum(means**2 * prec, 1)[None] - 2.0 * x @ (means * prec).T + (x * x) @ prec.T
+    return maha, jnp.sum(jnp.log(pc), axis=1)
+
+
+def _maha_spherical(x, means, pc):
+    prec = pc * pc
+    d = means.shape[1]
+    maha = (
+        jnp.sum(means**2, 1)[None] * prec[None]
+        - 2.0 * (x @ means.T) * prec[None]
+        + jnp.sum(x * x, axis=1)[:, None] * prec[None]
+    )
+    return maha, d * jnp.log(pc)
+
+
+_MAHA = {
+    "full": _maha_full,
+    "tied": _maha_tied,
+    "diag": _maha_diag,
+    "spherical": _maha_spherical,
+}
+
+
+def log_gauss(x: jax.Array, params: Params, cov_type: str) -> jax.Array:
+    """``log N(x; mu_k, Sigma_k)`` for every point and component.
+
+    Parameters
+    ----------
+    x : array of shape (m, d)
+    params : Params
+    cov_type : {"full", "tied", "diag", "spherical"}
+
+    Returns
+    -------
+    array of shape (m, k)
+    """
+    d = x.shape[1]
+    maha, logdet = _MAHA[cov_type](x, params.means, params.precisions_cholesky)
+    return -0.5 * (d * _LOG_2PI + maha) + logdet[None, :]
+
+
+def weighted_log_prob(x: jax.Array, params: Params, cov_type: str) -> jax.Array:
+    """``log pi_k + log N(x; mu_k, Sigma_k)``, shape (m, k) for ``x`` of shape (m, d)."""
+    return log_gauss(x, params, cov_type) + jnp.log(params.weights)[None, :]
+
+
+# --------------------------------------------------------------------------------------
+# the one sufficient-statistics function
+# --------------------------------------------------------------------------------------
+def moments(x: jax.Array, wr: jax.Array, cov_type: str):
+    """Moments of weighted responsibilities ``wr = w r``.
+
+    Parameters
+    ----------
+    x : array of shape (m, d)
+    wr : array of shape (m, k)
+        Point weight times responsibility.
+    cov_type : str
+
+    Returns
+    -------
+    nk : array of shape (k,)
+    s1 : array of shape (k, d)
+    s2 : array (see :class:`SuffStats`)
+    """
+    m, d = x.shape
+    k = wr.shape[1]
+    nk = jnp.sum(wr, axis=0)
+    s1 = wr.T @ x
+    if cov_type == "full":
+        s2 = ((wr[:, :, None] * x[:, None, :]).reshape(m, k * d).T @ x).reshape(k, d, d)
+    elif cov_type == "tied":
+        s2 = (x * jnp.sum(wr, axis=1)[:, None]).T @ x
+    else:
+        s2 = wr.T @ (x * x)
+    return nk, s1, s2
+
+
+def chunk_stats(x: jax.Array, w: jax.Array, params: Params, cov_type: str) -> SuffStats:
+    """E-step and sufficient statistics of one batch of weighted points.
+
+    Parameters
+    ----------
+    x : array of shape (m, d)
+    w : array of shape (m,)
+        Non-negative point weights; padding rows carry weight 0.
+    params : Params
+    cov_type : str
+
+    Returns
+    -------
+    SuffStats
+    """
+    lw = weighted_log_prob(x, params, cov_type)
+    l = jax.nn.logsumexp(lw, axis=1)
+    resp = jnp.exp(lw - l[:, None])
+    nk, s1, s2 = moments(x, w[:, None] * resp, cov_type)
+    # padding rows have w = 0; where() keeps a -inf log-density there out of the sum
+    ll = jnp.sum(jnp.where(w > 0, w * l, 0.0))
+    return SuffStats(ll=ll, w=jnp.sum(w), nk=nk, s1=s1, s2=s2)
+
+
+def scan_stats(xc: jax.Array, wc: jax.Array, params: Params, cov_type: str) -> SuffStats:
+    """:func:`chunk_stats` summed over fixed-size chunks with ``lax.scan``.
+
+    Memory is bounded by one chunk's intermediates, ``O(m k d)``.
+
+    Parameters
+    ----------
+    xc : array of shape (n_chunks, m, d)
+    wc : array of shape (n_chunks, m)
+    params : Params
+    cov_type : str
+
+    Returns
+    -------
+    SuffStats
+    """
+    if xc.shape[0] == 1:
+        return chunk_stats(xc[0], wc[0], params, cov_type)
+    first = chunk_stats(xc[0], wc[0], params, cov_type)
+
+    def body(acc, xw):
+        s = chunk_stats(xw[0], xw[1], params, cov_type)
+        return jax.tree_util.tree_map(jnp.add, acc, s), None
+
+    total, _ = jax.lax.scan(body, first, (xc[1:], wc[1:]))
+    return total
+
+
+# --------------------------------------------------------------------------------------
+# M-step: covariance update, one function per type
+# --------------------------------------------------------------------------------------
+def _cov_full(st: SuffStats, means, nk_safe):
+    xbar = st.s1 / nk_safe[:, None]
+    c = (
+        st.s2 / nk_safe[:, None, None]
+        - means[:, :, None] * xbar[:, None, :]
+        - xbar[:, :, None] * means[:, None, :]
+        + means[:, :, None] * means[:, None, :]
+    )
+    return 0.5 * (c + jnp.swapaxes(c, 1, 2))
+
+
+def _cov_tied(st: SuffStats, means, nk_safe):
+    cross = st.s1.T @ means
+    c = (st.s2 - cross - cross.T + (means * st.nk[:, None]).T @ means) / st.w
+    return 0.5 * (c + c.T)
+
+
+def _cov_diag(st: SuffStats, means, nk_safe):
+    xbar = st.s1 / nk_safe[:, None]
+    return st.s2 / nk_safe[:, None] - 2.0 * means * xbar + means * means
+
+
+def _cov_spherical(st: SuffStats, means, nk_safe):
+    return jnp.mean(_cov_diag(st, means, nk_safe), axis=1)
+
+
+_COV = {
+    "full": _cov_full,
+    "tied": _cov_tied,
+    "diag": _cov_diag,
+    "spherical": _cov_spherical,
+}
+
+
+def _eye_like(c):
+    return jnp.eye(c.shape[-1], dtype=c.dtype)
+
+
+def precision_cholesky(
+    cov: jax.Array, cov_type: str, floor
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Cholesky factor of the precision, regularizing collapsed covariances.
+
+    A covariance that is not positive definite (after ``reg_covar``), or whose smallest
+    variance (Cholesky pivot squared) is below ``COLLAPSE_RATIO * floor`` (numerically
+    zero: the component sits on a point or a lower-dimensional set), gets ``floor`` added
+    to its diagonal; if that still fails, it is replaced by its (floored) diagonal.
+
+    Parameters
+    ----------
+    cov : array
+        Covariances of ``cov_type``'s shape.
+    cov_type : str
+    floor : float
+        Variance added to a collapsed covariance.
+
+    Returns
+    -------
+    cov : array
+        The covariances actually used.
+    prec_chol : array
+        Same shape as ``cov``.
+    n_collapsed : array of shape ()
+        How many components were regularized.
+    """
+    small = COLLAPSE_RATIO * floor
+    if cov_type in ("diag", "spherical"):
+        bad = ~(cov > small)
+        fixed = jnp.where(
+            bad, jnp.maximum(jnp.where(jnp.isfinite(cov), cov, 0.0), 0.0) + floor, cov
+        )
+        return fixed, 1.0 / jnp.sqrt(fixed), jnp.sum(jnp.any(bad.reshape(bad.shape[0], -1), 1))
+    batched = cov if cov_type == "full" else cov[None]
+    eye = _eye_like(batched)
+
+    def chol_ok(c):
+        lo = jnp.linalg.cholesky(c)
+        piv = jnp.diagonal(lo, axis1=-2, axis2=-1)
+        ok = jnp.all(jnp.isfinite(lo), axis=(-2, -1)) & jnp.all(piv * piv > small, axis=-1)
+        return lo, ok
+
+    lo, ok = chol_ok(batched)
+    c2 = batched + floor * eye
+    lo2, ok2 = chol_ok(c2)
+    diag = jnp.maximum(jnp.diagonal(batched, axis1=-2, axis2=-1), 0.0) + floor
+    c3 = eye * diag[..., None, :]
+    lo3 = eye * jnp.sqrt(diag)[..., None, :]
+    use = jnp.where(ok[:, None, None], batched, jnp.where(ok2[:, None, None], c2, c3))
+    lo_use = jnp.where(ok[:, None, None], lo, jnp.where(ok2[:, None, None], lo2, lo3))
+    inv = jax.scipy.linalg.solve_triangular(lo_use, jnp.broadcast_to(eye, lo_use.shape), lower=True)
+    pc = jnp.swapaxes(inv, -1, -2)
+    n_bad = jnp.sum(~ok)
+    if cov_type == "tied":
+        return use[0], pc[0], n_bad
+    return use, pc, n_bad
+
+
+def m_step(
+    st: SuffStats,
+    params: Params,
+    masks: Masks,
+    reg_covar,
+    floor,
+    step_size,
+    cov_type: str,
+    algorithm: str,
+) -> tuple[Params, jax.Array]:
+    """One M-step (or gradient EM step for the means) from summed statistics.
+
+    Weights: ``N_k / W`` for updated components, rescaled so that the weights of frozen
+    components keep their values and all weights sum to one. Means: the EM update
+    :func:`gmmscape.core.updates.em_means` or the gradient EM step
+    :func:`gmmscape.core.updates.gradient_em_means` (``mu_k + eta (S1_k - N_k mu_k) / W``).
+    Covariances: the weighted scatter about the new means plus ``reg_covar``.
+
+    Parameters
+    ----------
+    st : SuffStats
+    params : Params
+        The parameters the statistics were computed with.
+    masks : Masks
+    reg_covar, floor, step_size : float
+    cov_type : str
+    algorithm : {"em", "gradient_em"}
+
+    Returns
+    -------
+    params : Params
+    n_collapsed : array of shape ()
+    """
+    dtype = params.means.dtype
+    tiny = jnp.finfo(dtype).tiny
+    # weights
+    mw = masks.weights > 0
+    nk_u = jnp.where(mw, st.nk, 0.0)
+    free = 1.0 - jnp.sum(jnp.where(mw, 0.0, params.weights))
+    new_w = jnp.where(mw, nk_u / jnp.maximum(jnp.sum(nk_u), tiny) * free, params.weights)
+    # means, by the core update rules (one implementation, DESIGN.md section 1)
+    core = Stats(
+        st.w, None, None, None, None, None, None, None, st.nk, st.s1, None, None, None, None, None
+    )
+    model = Mixture._raw(params.means, params.weights, jnp.asarray(1.0, dtype))
+    if algorithm == "em":
+        new_m = updates.em_means(core, model)
+    else:
+        new_m = updates.gradient_em_means(core, model, step_size)
+    new_m = jnp.where(masks.means[:, None] > 0, new_m, params.means)
+    # covariances
+    empty = st.nk <= 10.0 * jnp.finfo(dtype).eps * st.w
+    nk_safe = jnp.where(empty, 1.0, st.nk)
+    cov = _COV[cov_type](st, new_m, nk_safe)
+    if cov_type == "tied":
+        cov = cov + reg_covar * _eye_like(cov)
+        keep = ~(jnp.any(masks.covariances > 0))
+        cov = jnp.where(keep, params.covariances, cov)
+    else:
+        if cov_type == "full":
+            cov = cov + reg_covar * _eye_like(cov)
+        else:
+            cov = cov + reg_covar
+        keep = empty | (masks.covariances <= 0)
+        shape = (-1,) + (1,) * (cov.ndim - 1)
+        cov = jnp.where(keep.reshape(shape), params.covariances, cov)
+    cov, pc, n_bad = precision_cholesky(cov, cov_type, floor)
+    return Params(new_w.astype(dtype), new_m, cov, pc), n_bad
+
+
+class EMResult(NamedTuple):
+    """The outcome of :func:`em_batch` for each start of a batch.
+
+    Attributes
+    ----------
+    params : Params
+        Final parameters (leading batch axis).
+    lower_bound : array of shape (b,)
+        The last mean log-likelihood (computed before the last M-step, as scikit-learn).
+    trace : array of shape (b, max_iter)
+        Mean log-likelihood at each iteration; NaN after the last one.
+    n_iter : array of shape (b,)
+    converged : array of shape (b,)
+    n_collapsed : array of shape (b,)
+        Number of covariance regularizations over the run.
+    """
+
+    params: Params
+    lower_bound: jax.Array
+    trace: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    n_collapsed: jax.Array
+
+
+def _em_one(xc, wc, params, masks, lb0, hyper, cov_type, algorithm, max_iter):
+    reg_covar, floor, step_size, tol, n_max = hyper
+    dtype = params.means.dtype
+    trace = jnp.full((max_iter,), jnp.nan, dtype)
+
+    def cond(state):
+        _, _, _, it, conv, _ = state
+        return (it < n_max) & ~conv
+
+    def body(state):
+        p, lb, tr, it, _, nbad = state
+        st = scan_stats(xc, wc, p, cov_type)
+        lb_new = st.ll / st.w
+        p_new, bad = m_step(st, p, masks, reg_covar, floor, step_size, cov_type, algorithm)
+        conv = jnp.abs(lb_new - lb) < tol
+        return p_new, lb_new, tr.at[it].set(lb_new), it + 1, conv, nbad + bad
+
+    init = (params, lb0.astype(dtype), trace, jnp.asarray(0), jnp.asarray(False), jnp.asarray(0))
+    p, lb, tr, it, conv, nbad = jax.lax.while_loop(cond, body, init)
+    return EMResult(p, lb, tr, it, conv, nbad)
+
+
+@partial(jax.jit, static_argnames=("cov_type", "algorithm", "max_iter"))
+def em_batch(xc, wc, params, masks, lb0, hyper, *, cov_type, algorithm, max_iter) -> EMResult:
+    """EM to convergence for a batch of starts, as one vmapped, compiled ``while_loop``.
+
+    Each start stops when ``|lb_t - lb_{t-1}| < tol`` or after ``n_max`` iterations, as
+    scikit-learn's ``fit``; a finished start keeps its values while the others run.
+
+    Parameters
+    ----------
+    xc : array of shape (n_chunks, m, d)
+    wc : array of shape (n_chunks, m)
+    params : Params
+        With a leading batch axis of size b.
+    masks : Masks
+        With a leading batch axis of size b.
+    lb0 : array of shape (b,)
+        The lower bound before the first iteration (``-inf`` for a fresh start).
+    hyper : tuple of arrays of shape ()
+        ``(reg_covar, floor, step_size, tol, n_max)``.
+    cov_type : str
+    algorithm : {"em", "gradient_em"}
+    max_iter : int
+        Length of the trace buffer (``n_max <= max_iter``).
+
+    Returns
+    -------
+    EMResult
+    """
+    fn = partial(_em_one, cov_type=cov_type, algorithm=algorithm, max_iter=max_iter)
+    return jax.vmap(fn, in_axes=(None, None, 0, 0, 0, None))(xc, wc, params, masks, lb0, hyper)
+
+
+@partial(jax.jit, static_argnames=("cov_type",))
+def batched_stats(xc, wc, params, *, cov_type) -> SuffStats:
+    """:func:`scan_stats` vmapped over a batch of parameters (used per Dask block).
+
+    Parameters
+    ----------
+    xc : array of shape (n_chunks, m, d)
+    wc : array of shape (n_chunks, m)
+    params : Params with a leading batch axis
+    cov_type : str
+
+    Returns
+    -------
+    SuffStats with a leading batch axis
+    """
+    return jax.vmap(lambda p: scan_stats(xc, wc, p, cov_type))(params)
+
+
+@partial(jax.jit, static_argnames=("cov_type", "algorithm"))
+def batched_m_step(st, params, masks, hyper, *, cov_type, algorithm):
+    """:func:`m_step` vmapped over a batch (the Dask path's M-step).
+
+    Parameters
+    ----------
+    st : SuffStats with a leading batch axis
+    params : Params with a leading batch axis
+    masks : Masks with a leading batch axis
+    hyper : tuple ``(reg_covar, floor, step_size, tol, n_max)``
+    cov_type, algorithm : str
+
+    Returns
+    -------
+    params : Params
+    n_collapsed : array of shape (b,)
+    """
+    reg_covar, floor, step_size, _, _ = hyper
+    fn = partial(m_step, cov_type=cov_type, algorithm=algorithm)
+    return jax.vmap(lambda s, p, m: fn(s, p, m, reg_covar, floor, step_size))(st, params, masks)
+
+
+@partial(jax.jit, static_argnames=("cov_type",))
+def chunked_log_prob(xc, params, *, cov_type) -> jax.Array:
+    """:func:`weighted_log_prob` over chunks with ``lax.map``.
+
+    Parameters
+    ----------
+    xc : array of shape (n_chunks, m, d)
+    params : Params
+    cov_type : str
+
+    Returns
+    -------
+    array of shape (n_chunks, m, k)
+    """
+    return jax.lax.map(lambda x: weighted_log_prob(x, params, cov_type), xc)

@@ -1,0 +1,118 @@
+"""Model files, data files and the `gmmscape fit` / `gmmscape predict` commands."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gmmscape import GaussianMixture
+from gmmscape.cli import app
+from gmmscape.estimator._io import load_model, read_data, save_model
+
+RNG = np.random.default_rng(0)
+X = np.concatenate([RNG.normal(size=(150, 2)) + c for c in ([0, 0], [6, 0], [0, 6])])
+
+
+@pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
+def test_saved_model_predicts_identically(tmp_path, ct):
+    gm = GaussianMixture(3, covariance_type=ct, random_state=0).fit(X)
+    gm2 = load_model(save_model(gm, tmp_path / "m.json"))
+    np.testing.assert_array_equal(gm2.predict(X), gm.predict(X))
+    np.testing.assert_array_equal(gm2.predict_proba(X), gm.predict_proba(X))
+    np.testing.assert_array_equal(gm2.score_samples(X), gm.score_samples(X))
+    assert gm2.get_params() == {**gm.get_params(), "freeze": ()}
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_read_csv_npy_parquet_agree(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "a.csv").write_text("x,y\n" + "\n".join(f"{float(a)!r},{float(b)!r}" for a, b in X))
+    np.save(tmp_path / "a.npy", X)
+    pq.write_table(pa.table({"x": X[:, 0], "y": X[:, 1]}), tmp_path / "a.parquet")
+    for name in ("a.csv", "a.npy", "a.parquet"):
+        np.testing.assert_array_equal(read_data(tmp_path / name), X)
+
+
+def test_read_data_names_bad_cells(tmp_path):
+    (tmp_path / "b.csv").write_text("x,y\n1.0,2.0\n3.0,abc\n")
+    with pytest.raises(ValueError, match=r"non-numeric cell 'abc' at line 3, column 2 \('y'\)"):
+        read_data(tmp_path / "b.csv")
+    (tmp_path / "c.csv").write_text("1,2\n3\n")
+    with pytest.raises(ValueError, match="row 2 has 1 cells"):
+        read_data(tmp_path / "c.csv")
+    (tmp_path / "d.xlsx").write_text("")
+    with pytest.raises(ValueError, match="unknown data format"):
+        read_data(tmp_path / "d.xlsx")
+    with pytest.raises(ValueError, match="no such file"):
+        read_data(tmp_path / "missing.csv")
+
+
+def test_cli_fit_then_predict(tmp_path):
+    data = tmp_path / "d.npy"
+    np.save(data, X)
+    model = tmp_path / "model.json"
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["fit", str(data), "-k", "3", "--covariance", "diag", "--out", str(model)]
+    )
+    assert res.exit_code == 0, res.output
+    assert "Convergence trace" in res.output and "converged" in res.output
+    saved = json.loads(model.read_text())
+    gm = load_model(model)
+    assert len(saved["fitted"]["lower_bounds_"]) == gm.n_iter_
+    ref = GaussianMixture(3, covariance_type="diag", random_state=0).fit(X)
+    np.testing.assert_allclose(gm.means_, ref.means_, rtol=0, atol=0)
+    out = tmp_path / "labels.csv"
+    res = runner.invoke(app, ["predict", str(model), str(data), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    labels = np.loadtxt(out, delimiter=",", skiprows=1).astype(int)
+    np.testing.assert_array_equal(labels, ref.predict(X))
+
+
+def test_cli_reports_bad_input(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2\n3,x\n")
+    res = CliRunner().invoke(app, ["fit", str(bad), "-k", "2", "--out", str(tmp_path / "m.json")])
+    assert res.exit_code == 2
+    assert "non-numeric cell" in res.output
+    good = tmp_path / "good.npy"
+    np.save(good, X)
+    model = tmp_path / "m.json"
+    save_model(GaussianMixture(2, random_state=0).fit(X), model)
+    np.save(tmp_path / "three.npy", np.ones((5, 3)))
+    res = CliRunner().invoke(app, ["predict", str(model), str(tmp_path / "three.npy")])
+    assert res.exit_code == 2 and "features" in res.output
+
+
+def test_recovery_experiment_is_registered():
+    from gmmscape.experiments import registry
+
+    exp = registry.get("recovery")
+    p = exp.params(k=3, d=2, n_samples=600, seed=0, refine=True)
+    out = exp.run(p)
+    json.dumps(out)
+    assert out["recovered"] and out["n_found"] == 3 and out["max_distance"] < 0.5
+    figs = exp.plot([(p.model_dump(), out)])
+    (line,) = figs["recovery"].axes[0].get_lines()
+    assert list(line.get_ydata()) == [1.0]
+    with pytest.raises(ValueError):
+        exp.params(k=3, bogus=1)
+
+
+@pytest.mark.slow
+def test_user_guide_code_blocks_run():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "estimator.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 8
+    ns: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/estimator.md", "exec"), ns)
+    assert ns["fixed"].score(ns["Xb"]) > ns["plain"].score(ns["Xb"])
+    assert ns["fixed"].refine_moves_
+    np.testing.assert_array_equal(ns["labels"], ns["gm"].predict(ns["X"]))
