@@ -25,17 +25,23 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks examples
+	$(BIN)/ruff check --fix src tests benchmarks examples
 
 ## bench: the benchmarks (see benchmarks/README.md)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/population_accuracy.py
 	$(BIN)/python benchmarks/stream_memory.py
+	$(BIN)/python benchmarks/overparam_speed.py
+	$(BIN)/python benchmarks/overparam_samples.py
+	$(BIN)/python benchmarks/sweep_throughput.py
+	$(BIN)/python benchmarks/estimator_speed.py
+	$(BIN)/python benchmarks/estimator_recovery.py
+	$(BIN)/python benchmarks/landscape_speed.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache

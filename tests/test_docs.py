@@ -1,8 +1,9 @@
 """Every ``python`` code block in README.md and docs/*.md runs, so the docs cannot rot.
 
 The blocks of one file run in order in one namespace (a later block may use names an
-earlier one defined), in a temporary working directory. A block whose fence is
-```` ```python no-run ```` is shown but not run (for commands that need a cluster).
+earlier one defined), in a temporary working directory that links ``examples/``. A block
+whose fence is ```` ```python no-run ```` is shown but not run (for commands that need a
+cluster).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def test_pages_have_code():
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_code_blocks_run(page, tmp_path, monkeypatch):
     matplotlib.use("Agg")
+    (tmp_path / "examples").symlink_to(ROOT / "examples")  # pages refer to example files
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": f"docs_{page.stem}"}
     for i, code in enumerate(_blocks(page)):

@@ -24,12 +24,15 @@ from gmmscape.core.sources import (  # noqa: E402
     sample,
     stream,
 )
+from gmmscape.estimator import GaussianMixture  # noqa: E402
+from gmmscape.experiments.overparam import overparam  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Expectation",
     "Frame",
+    "GaussianMixture",
     "Mixture",
     "PopulationSource",
     "QuadratureReport",
@@ -38,6 +41,7 @@ __all__ = [
     "Source",
     "StreamSource",
     "__version__",
+    "overparam",
     "population",
     "sample",
     "stream",

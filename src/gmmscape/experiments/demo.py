@@ -14,15 +14,17 @@ Results go to ``OUT/demo.json`` and ``OUT/demo.png`` / ``OUT/demo.svg``.
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from gmmscape.core.mixture import Mixture
 from gmmscape.core.sources import population, sample, stream
+from gmmscape.experiments.output import pyplot, save_figure, write_json
+
+__all__ = ["DemoResult", "plot_demo", "run_demo", "write_json"]
 
 #: The demo's problem: three true centers in 2-D and a start with two estimates on one.
 DEMO_TRUTH = ([[-3.0, 0.0], [3.0, 0.0], [0.0, 4.0]], 1.0)
@@ -147,12 +149,7 @@ def plot_demo(result: DemoResult, out: Path) -> list[Path]:
     -------
     list of Path
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax1, ax2) = pyplot().subplots(1, 2, figsize=(11, 4.2))
     n = np.array(result.sizes, dtype=float)
     kl_err = np.abs(np.array(result.sample_kl) - result.population_kl)
     ax1.loglog(n, kl_err, "o-", label="|sample KL - population KL|")
@@ -170,28 +167,4 @@ def plot_demo(result: DemoResult, out: Path) -> list[Path]:
     ax2.set_title("EM from one start: population vs samples")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "demo.png", out / "demo.svg"]
-    for p in paths:
-        fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return paths
-
-
-def write_json(result: DemoResult, path: Path) -> Path:
-    """Write ``result`` as JSON atomically (a temporary file renamed into place).
-
-    Parameters
-    ----------
-    result : DemoResult
-    path : Path
-
-    Returns
-    -------
-    Path
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(asdict(result), indent=2, default=float))
-    tmp.replace(path)
-    return path
+    return save_figure(fig, Path(out) / "demo")

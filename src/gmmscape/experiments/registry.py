@@ -21,7 +21,14 @@ from typing import Any
 from pydantic import BaseModel
 
 #: Experiment type name -> the module whose ``SWEEP_EXPERIMENTS`` defines it.
-MODULES: dict[str, str] = {}
+MODULES: dict[str, str] = {
+    "landscape": "gmmscape.landscape.studies",
+    "overparam": "gmmscape.experiments.overparam",
+    "recovery": "gmmscape.estimator.recovery",
+    "separation": "gmmscape.landscape.studies",
+    "trap": "gmmscape.experiments.overparam",
+    "stream-error": "gmmscape.sweep.builtin",
+}
 
 
 @dataclass(frozen=True)

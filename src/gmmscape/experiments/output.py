@@ -1,0 +1,191 @@
+"""Writing results: JSON (atomically), figures (PNG + SVG) and self-contained HTML pages.
+
+Every experiment, the demo and the sweep reports write through these few functions, so
+that no file is ever left half-written (each is written to a temporary name and renamed
+into place) and every page embeds its figures.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import io
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+#: Resolution of saved PNG figures.
+FIGURE_DPI = 120
+
+PAGE_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
+    "color:#222}table{border-collapse:collapse;margin:.6em 0;font-size:13px}"
+    "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f2f2f2}"
+    "caption{text-align:left;font-weight:bold;padding:4px 0}img{max-width:100%}"
+    "pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px}"
+    ".small{color:#666;font-size:12px}.note{border-left:3px solid #e0a000}"
+)
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (a temporary file renamed into place).
+
+    Parameters
+    ----------
+    path : str or Path
+    data : bytes
+
+    Returns
+    -------
+    Path
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return path
+
+
+def _plain(obj):
+    """Dataclasses, arrays and numpy scalars as plain JSON values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "tolist"):  # numpy and jax arrays and scalars
+        return _plain(obj.tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(result, path: str | Path) -> Path:
+    """Write a result (a dataclass, dict or list) as JSON, atomically.
+
+    Arrays become nested lists; non-finite floats are written as ``NaN`` and ``Infinity``,
+    which Python's :mod:`json` reads back.
+
+    Parameters
+    ----------
+    result : dataclass instance, dict or list
+    path : str or Path
+
+    Returns
+    -------
+    Path
+    """
+    text = json.dumps(_plain(result), indent=2, allow_nan=True)
+    return write_bytes(path, text.encode())
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, stem: str | Path) -> list[Path]:
+    """Save ``fig`` as ``stem.png`` and ``stem.svg`` (atomically) and close it.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    stem : str or Path
+        Path without suffix; its folder is created.
+
+    Returns
+    -------
+    list of Path
+        The PNG and the SVG.
+    """
+    stem = Path(stem)
+    paths = []
+    for fmt in ("png", "svg"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=FIGURE_DPI)
+        paths.append(write_bytes(stem.with_suffix(f".{fmt}"), buf.getvalue()))
+    pyplot().close(fig)
+    return paths
+
+
+def html_figure(png: bytes | Path, caption: str = "") -> str:
+    """An HTML ``<figure>`` with the PNG embedded (base64).
+
+    Parameters
+    ----------
+    png : bytes or Path
+        PNG bytes, or the path of a PNG file.
+    caption : str, optional
+
+    Returns
+    -------
+    str
+    """
+    data = png.read_bytes() if isinstance(png, Path) else png
+    b64 = base64.b64encode(data).decode()
+    cap = f"<figcaption class='small'>{html.escape(caption)}</figcaption>" if caption else ""
+    img = f"<img alt='{html.escape(caption)}' src='data:image/png;base64,{b64}'>"
+    return f"<figure>{img}{cap}</figure>"
+
+
+def _cell(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float) and math.isfinite(v):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def html_table(header: Sequence[str], body: Sequence[Sequence], caption: str = "") -> str:
+    """An HTML table; floats are shown with 6 significant digits.
+
+    Parameters
+    ----------
+    header : sequence of str
+    body : sequence of rows
+    caption : str, optional
+
+    Returns
+    -------
+    str
+    """
+    out = ["<table>"]
+    if caption:
+        out.append(f"<caption>{html.escape(caption)}</caption>")
+    out.append("<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>")
+    for row in body:
+        out.append("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def write_html(path: str | Path, title: str, parts: Sequence[str]) -> Path:
+    """Write one self-contained HTML page (inline style, figures embedded), atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+    title : str
+    parts : sequence of str
+        HTML fragments of the body, in order (already escaped where needed).
+
+    Returns
+    -------
+    Path
+    """
+    page = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{PAGE_STYLE}</style></head><body>",
+        *parts,
+        "</body></html>",
+    ]
+    return write_bytes(path, "\n".join(page).encode())
