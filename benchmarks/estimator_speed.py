@@ -290,7 +290,8 @@ def main():
         for c in res.cells:
             done.add((c["n"], c["d"], c["k"], c["covariance_type"], c["dtype"]))
             cst = cost(c["n"], c["d"], c["k"], c["covariance_type"])
-            if cst >= 1e8 or c["covariance_type"] not in sk_rate:
+            ok = np.isfinite(c["sklearn_s_per_iter"])
+            if ok and (cst >= 1e8 or c["covariance_type"] not in sk_rate):
                 sk_rate[c["covariance_type"]] = cst / c["sklearn_s_per_iter"]
     for n, d, k, ct, dt in head + rest:
         if (n, d, k, ct, np.dtype(dt).name) in done:
@@ -311,7 +312,9 @@ def main():
                 continue
         cell = run_cell(n, d, k, ct, dt, peak, sk_rate)
         # scikit-learn's throughput at the largest cell so far predicts the next ones
-        if cost(n, d, k, ct) >= 1e8 or ct not in sk_rate:
+        if np.isfinite(cell["sklearn_s_per_iter"]) and (
+            cost(n, d, k, ct) >= 1e8 or ct not in sk_rate
+        ):
             sk_rate[ct] = cost(n, d, k, ct) / cell["sklearn_s_per_iter"]
         res.cells.append(cell)
         res.seconds = time.perf_counter() - t_start
