@@ -1,1 +1,5 @@
-"""Experiments built on the core: the demo (seed A and seed B studies come later)."""
+"""Experiments built on the core.
+
+Seed A (overparam, trap), the demo tour, the sweep registry and the shared output
+writers (JSON, figures, HTML).
+"""
