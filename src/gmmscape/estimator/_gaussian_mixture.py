@@ -753,9 +753,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             _, idx = kmeans_plusplus(X, k, random_state=rng, sample_weight=sw)
             resp = np.zeros((n, k), X.dtype)
             resp[idx, np.arange(k)] = 1
-        xc = jnp.asarray(X - fd.offset)
-        wr = jnp.asarray(w[:, None] * resp)
-        nk, s1, s2 = K.moments(xc, wr, self.covariance_type)
+        rows, n_chunks = chunk_layout(n, k, X.shape[1], 1, self.chunk_size)
+        xc, _ = to_chunks(X - fd.offset, w, rows, n_chunks)
+        rc, _ = to_chunks(w[:, None] * resp, w, rows, n_chunks)
+        nk, s1, s2 = K.scan_moments(jnp.asarray(xc), jnp.asarray(rc), self.covariance_type)
         nk = nk + 10 * jnp.finfo(xc.dtype).eps
         st = K.SuffStats(jnp.asarray(0.0, xc.dtype), jnp.sum(jnp.asarray(w)), nk, s1, s2)
         ct = self.covariance_type

@@ -202,6 +202,32 @@ def moments(x: jax.Array, wr: jax.Array, cov_type: str):
     return nk, s1, s2
 
 
+@partial(jax.jit, static_argnames=("cov_type",))
+def scan_moments(xc: jax.Array, rc: jax.Array, cov_type: str):
+    """:func:`moments` summed over fixed-size chunks with ``lax.scan``.
+
+    Memory is bounded by one chunk's intermediates, ``O(m k d)``.
+
+    Parameters
+    ----------
+    xc : array of shape (n_chunks, m, d)
+    rc : array of shape (n_chunks, m, k)
+        Point weight times responsibility; padding rows are zero.
+    cov_type : str
+
+    Returns
+    -------
+    nk, s1, s2
+        As :func:`moments`.
+    """
+
+    def body(acc, xr):
+        return jax.tree_util.tree_map(jnp.add, acc, moments(xr[0], xr[1], cov_type)), None
+
+    total, _ = jax.lax.scan(body, moments(xc[0], rc[0], cov_type), (xc[1:], rc[1:]))
+    return total
+
+
 def chunk_stats(x: jax.Array, w: jax.Array, params: Params, cov_type: str) -> SuffStats:
     """E-step and sufficient statistics of one batch of weighted points.
 
