@@ -202,6 +202,22 @@ def moments(x: jax.Array, wr: jax.Array, cov_type: str):
     return nk, s1, s2
 
 
+def _chunk_sum(fn, *chunked):
+    """``sum_i fn(*(a[i] for a in chunked))`` over the leading (chunk) axis, by ``lax.scan``.
+
+    Only one chunk's intermediates are alive at a time; ``fn`` returns a pytree.
+    """
+    first = fn(*(a[0] for a in chunked))
+    if chunked[0].shape[0] == 1:
+        return first
+
+    def body(acc, xs):
+        return jax.tree_util.tree_map(jnp.add, acc, fn(*xs)), None
+
+    total, _ = jax.lax.scan(body, first, tuple(a[1:] for a in chunked))
+    return total
+
+
 @partial(jax.jit, static_argnames=("cov_type",))
 def scan_moments(xc: jax.Array, rc: jax.Array, cov_type: str):
     """:func:`moments` summed over fixed-size chunks with ``lax.scan``.
@@ -221,11 +237,7 @@ def scan_moments(xc: jax.Array, rc: jax.Array, cov_type: str):
         As :func:`moments`.
     """
 
-    def body(acc, xr):
-        return jax.tree_util.tree_map(jnp.add, acc, moments(xr[0], xr[1], cov_type)), None
-
-    total, _ = jax.lax.scan(body, moments(xc[0], rc[0], cov_type), (xc[1:], rc[1:]))
-    return total
+    return _chunk_sum(lambda x, r: moments(x, r, cov_type), xc, rc)
 
 
 def chunk_stats(x: jax.Array, w: jax.Array, params: Params, cov_type: str) -> SuffStats:
@@ -268,16 +280,7 @@ def scan_stats(xc: jax.Array, wc: jax.Array, params: Params, cov_type: str) -> S
     -------
     SuffStats
     """
-    if xc.shape[0] == 1:
-        return chunk_stats(xc[0], wc[0], params, cov_type)
-    first = chunk_stats(xc[0], wc[0], params, cov_type)
-
-    def body(acc, xw):
-        s = chunk_stats(xw[0], xw[1], params, cov_type)
-        return jax.tree_util.tree_map(jnp.add, acc, s), None
-
-    total, _ = jax.lax.scan(body, first, (xc[1:], wc[1:]))
-    return total
+    return _chunk_sum(lambda x, w: chunk_stats(x, w, params, cov_type), xc, wc)
 
 
 # --------------------------------------------------------------------------------------
