@@ -111,11 +111,14 @@ def test_divergence_is_flagged_with_its_step(fp_1d):
     assert np.isfinite(tr.final_means).all()
 
 
-def test_stream_fixed_dataset_equals_stream_source_steps():
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_stream_fixed_dataset_equals_stream_source_steps(in_memory):
+    # Redrawn every step or drawn once and held: the same points as gs.stream's source.
     start = np.array([[0.7], [-0.4]])
     tr = run_stream(
-        TRUTH_1D, start, n=3000, seeds=[5], steps=3, eta=1.3, chunk_size=1024, record=np.arange(4)
-    )
+        TRUTH_1D, start, n=3000, seeds=[5], steps=3, eta=1.3, chunk_size=1024,
+        record=np.arange(4), in_memory=in_memory,
+    )  # fmt: skip
     src = gs.stream(TRUTH_1D, 3000, 5, chunk_size=1024)
     model = gs.Mixture(start)
     for t in range(1, 4):
@@ -127,6 +130,8 @@ def test_stream_fixed_dataset_equals_stream_source_steps():
         record=np.arange(4),
     )  # fmt: skip
     assert fresh.max_dist[0, 3] != pytest.approx(tr.max_dist[0, 3], rel=1e-6)
+    with pytest.raises(ValueError, match="in_memory"):
+        run_stream(TRUTH_1D, start, n=100, seeds=[5], steps=3, eta=1.3, fresh=True, in_memory=True)
 
 
 def test_escape_matches_a_python_loop_and_grows_with_r():

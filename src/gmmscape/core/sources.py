@@ -407,19 +407,59 @@ def _sample_se(stats: Stats, model: Mixture) -> dict:
     return se
 
 
-@partial(jax.jit, static_argnames=("chunk", "hessian"))
-def _stream_stats(key, n, n_chunks, truth, model, *, chunk, hessian) -> Stats:
-    """Draw ``n_chunks`` chunks of ``chunk`` points from ``truth`` and sum their statistics.
+def keep_fields(stats: Stats, fields: tuple[str, ...] | None) -> Stats:
+    """``stats`` with every field not in ``fields`` set to ``None`` (``None``: keep all).
 
-    Chunk ``i`` uses ``fold_in(key, i)``; points past ``n`` get weight 0. Only one chunk is
-    alive at a time inside the compiled loop.
+    Inside a compiled loop this lets XLA drop the work of the statistics nobody reads.
+    """
+    if fields is None:
+        return stats
+    return Stats(**{f: (getattr(stats, f) if f in fields else None) for f in Stats._fields})
+
+
+def _stream_chunk(key, i, n, truth, chunk):
+    """Chunk ``i`` of the stream of ``key``: points ``(chunk, d)`` and weights ``(chunk,)``."""
+    x = draw(jax.random.fold_in(key, i), truth, chunk)
+    idx = i * chunk + jnp.arange(chunk)
+    return x, (idx < n).astype(x.dtype)
+
+
+@partial(jax.jit, static_argnames=("n_chunks", "chunk"))
+def stream_points(key, n, truth, *, n_chunks, chunk):
+    """Every chunk of a stream at once (the points :func:`_stream_stats` draws one by one).
+
+    Returns
+    -------
+    x : array of shape (n_chunks, chunk, d)
+    w : array of shape (n_chunks, chunk)
+        1 for the first ``n`` points, 0 for the padding.
+    """
+    return jax.vmap(lambda i: _stream_chunk(key, i, n, truth, chunk))(jnp.arange(n_chunks))
+
+
+def chunked_stats(x, w, model, ref=None, *, hessian=False, fields=None) -> Stats:
+    """Sum the statistics of points held as chunks ``x`` (C, m, d), ``w`` (C, m) in a loop.
+
+    Traceable (call it under ``jit``); ``fields`` as in :func:`keep_fields`.
     """
 
     def one(i):
-        x = draw(jax.random.fold_in(key, i), truth, chunk)
-        idx = i * chunk + jnp.arange(chunk)
-        w = (idx < n).astype(x.dtype)
-        return batch_stats(x, w, model, truth, hessian=hessian)
+        return keep_fields(batch_stats(x[i], w[i], model, ref, hessian=hessian), fields)
+
+    return jax.lax.fori_loop(1, x.shape[0], lambda i, acc: add_stats(acc, one(i)), one(0))
+
+
+@partial(jax.jit, static_argnames=("chunk", "hessian", "fields"))
+def _stream_stats(key, n, n_chunks, truth, model, *, chunk, hessian, fields=None) -> Stats:
+    """Draw ``n_chunks`` chunks of ``chunk`` points from ``truth`` and sum their statistics.
+
+    Chunk ``i`` uses ``fold_in(key, i)``; points past ``n`` get weight 0. Only one chunk is
+    alive at a time inside the compiled loop. ``fields`` as in :func:`keep_fields`.
+    """
+
+    def one(i):
+        x, w = _stream_chunk(key, i, n, truth, chunk)
+        return keep_fields(batch_stats(x, w, model, truth, hessian=hessian), fields)
 
     first = one(0)
     return jax.lax.fori_loop(1, n_chunks, lambda i, acc: add_stats(acc, one(i)), first)

@@ -41,7 +41,7 @@ import numpy as np
 from gmmscape._validation import check_positive, check_positive_int
 from gmmscape.core import updates
 from gmmscape.core.mixture import Mixture
-from gmmscape.core.sources import _stream_stats
+from gmmscape.core.sources import _stream_stats, chunked_stats, stream_points
 from gmmscape.dynamics.fixed import FixedPopulation
 
 #: Update rules that the runners know.
@@ -352,22 +352,37 @@ def _check_record(record, steps, record_points):
     return rec
 
 
+# Fixed datasets up to this size (all restarts) are drawn once and held by default.
+_IN_MEMORY_BYTES = 2**30
+
+# The statistics an EM or gradient-EM step of the means reads (the others are dropped).
+_STEP_FIELDS = ("w", "r0", "r1")
+
+
 @partial(jax.jit, static_argnames=("method", "chunk", "fresh"))
 def _advance_stream(
-    truth, fp, states, targets, eta, blowup, n, n_chunks, weights, sigma, *, method, chunk, fresh
-):
+    truth, fp, states, targets, eta, blowup, n, n_chunks, weights, sigma, data, *, method,
+    chunk, fresh,
+):  # fmt: skip
+    """As :func:`_advance_population` on streamed points; ``data`` = (x, w) held chunks or None."""
     center = truth.weights @ truth.means
 
-    def step(means, t, key_data):
-        key = jax.random.wrap_key_data(key_data)
-        key = jax.random.fold_in(key, t) if fresh else key
-        model = Mixture._raw(means, weights, sigma)
-        stats = _stream_stats(key, n, n_chunks, truth, model, chunk=chunk, hessian=False)
-        if method == "em":
-            return updates.em_means(stats, model)
-        return updates.gradient_em_means(stats, model, eta)
+    def one(state, held):
+        def step(means, t, key_data):
+            model = Mixture._raw(means, weights, sigma)
+            if held is not None:
+                stats = chunked_stats(*held, model, fields=_STEP_FIELDS)
+            else:
+                key = jax.random.wrap_key_data(key_data)
+                key = jax.random.fold_in(key, t) if fresh else key
+                stats = _stream_stats(
+                    key, n, n_chunks, truth, model, chunk=chunk, hessian=False,
+                    fields=_STEP_FIELDS,
+                )  # fmt: skip
+            if method == "em":
+                return updates.em_means(stats, model)
+            return updates.gradient_em_means(stats, model, eta)
 
-    def one(state):
         def seg(s, target):
             s = _advance_one(s, target, step, weights, center, blowup)
             dmax, dsq = _distances(s.means, weights, center)
@@ -379,7 +394,7 @@ def _advance_stream(
 
         return jax.lax.scan(seg, state, targets)
 
-    return jax.vmap(one)(states)
+    return jax.vmap(one)(states, data)
 
 
 def run_stream(
@@ -400,14 +415,19 @@ def run_stream(
     record_points: int = 100,
     blowup: float | None = None,
     progress=None,
+    in_memory: bool | None = None,
 ) -> Trajectory:
     """Sample-based EM or gradient EM on streamed points, vmapped over restarts.
 
     Each step sums the statistics of ``n`` points drawn from ``truth`` chunk by chunk
-    (:class:`~gmmscape.core.sources.StreamSource`'s compiled loop), so no dataset is held
-    in memory. With ``fresh=False`` every step redraws the same points (a fixed dataset of
-    ``n`` points: the stream of seed ``seeds[b]``); with ``fresh=True`` step ``t`` draws
+    (:class:`~gmmscape.core.sources.StreamSource`'s compiled loop), so no dataset need be
+    held in memory. With ``fresh=False`` every step uses the same points (a fixed dataset
+    of ``n`` points: the stream of seed ``seeds[b]``); with ``fresh=True`` step ``t`` draws
     from ``fold_in(key(seeds[b]), t)``, a fresh batch of ``n`` points each step.
+
+    A fixed dataset is either redrawn every step (memory of one chunk) or drawn once and
+    held (``in_memory``; the same points, several times faster per step). Only the
+    statistics the step reads are summed.
 
     Parameters
     ----------
@@ -434,6 +454,9 @@ def run_stream(
         Points per compiled chunk (the sample is reproducible from ``(seed, chunk_size)``).
     record, record_points, blowup, progress
         As in :func:`run_population`.
+    in_memory : bool, optional
+        Hold the fixed dataset (``fresh=False`` only). By default it is held when all
+        restarts' points take at most 1 GiB.
 
     Returns
     -------
@@ -471,10 +494,23 @@ def run_stream(
         jnp.asarray(means), jnp.asarray(w), center, keys
     )
 
+    nbytes = b * n_chunks * chunk * (d + 1) * 8
+    if in_memory is None:
+        in_memory = not fresh and nbytes <= _IN_MEMORY_BYTES
+    if in_memory and fresh:
+        raise ValueError("in_memory=True needs fresh=False (a fresh batch each step).")
+    data = None
+    if in_memory:
+        data = jax.vmap(
+            lambda kd: stream_points(
+                jax.random.wrap_key_data(kd), n, truth, n_chunks=n_chunks, chunk=chunk
+            )
+        )(keys)
+
     def advance(s, targets):
         return _advance_stream(
             truth, fp, s, targets, eta, blowup, n, n_chunks, jnp.asarray(w),
-            jnp.asarray(float(sigma)), method=method, chunk=chunk, fresh=bool(fresh),
+            jnp.asarray(float(sigma)), data, method=method, chunk=chunk, fresh=bool(fresh),
         )  # fmt: skip
 
     states, recs = _drive(advance, states, record, progress)

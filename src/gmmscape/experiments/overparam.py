@@ -762,8 +762,9 @@ def sample_study(
 ) -> SampleStudyResult:
     """Run sample gradient EM on a fixed dataset of ``N`` points for each ``N`` and seed.
 
-    The dataset of seed ``s`` is the stream ``gmmscape.stream(N(0, I_d), N, s)``, redrawn
-    chunk by chunk each step and never held in memory. Sample gradient EM converges to the
+    The dataset of seed ``s`` is the stream ``gmmscape.stream(N(0, I_d), N, s)``, drawn once
+    and held when all seeds' points fit in 1 GiB, otherwise redrawn chunk by chunk each step
+    (the same points either way; see :func:`~gmmscape.dynamics.runner.run_stream`). Sample gradient EM converges to the
     sample's critical point sub-linearly, in about ``sqrt(N)`` steps (the curvature there
     is ``~ N^(-1/2)``), so each size runs ``ceil(steps_factor sqrt(N) / eta)`` steps: the
     population part of the error is then ``(eta t)^(-1/2) <= N^(-1/4) / sqrt(steps_factor)``,
@@ -814,18 +815,8 @@ def sample_study(
         errors.append(err.tolist())
         steps_list.append(steps)
         secs.append(traj.seconds)
-    slope, slope_se = _rms_slope(sizes, np.array(errors), seed)
-    if np.isfinite(slope):
-        z = (slope + 0.25) / max(slope_se, 1e-12)
-        comparison = (
-            f"Fitted slope of log RMS error (over seeds) vs log N: {slope:.3f} +- {slope_se:.3f} "
-            f"(bootstrap over seeds); the two-component theory gives -1/4 ({z:+.1f} standard "
-            "errors away), against -1/2 for a well-specified model. Per dataset the error is "
-            "either ~N^(-1/4) (sample variance above 1: the sample optimum splits the means) "
-            "or ~N^(-1/2) (below 1: the means merge), hence the RMS."
-        )
-    else:
-        comparison = "One sample size only: no slope."
+    slope, slope_se = rms_slope(sizes, errors, seed)
+    comparison = slope_comparison(slope, slope_se)
     return SampleStudyResult(
         config={
             "sizes": sizes,
@@ -836,7 +827,8 @@ def sample_study(
             "steps_factor": steps_factor,
             "init": init,
             "seed": seed,
-            "source": "stream (fixed dataset of N points per seed, redrawn each step)",
+            "source": "stream (fixed dataset of N points per seed, drawn once and held when "
+            "it fits in 1 GiB, else redrawn each step)",
         },
         sizes=sizes,
         steps=steps_list,
@@ -850,19 +842,60 @@ def sample_study(
     )
 
 
-def _rms_slope(sizes, errors: np.ndarray, seed: int) -> tuple[float, float]:
-    """Slope of log RMS error vs log N, and its bootstrap standard error over seeds."""
+def slope_comparison(slope: float, slope_se: float) -> str:
+    """A sentence setting a fitted error-vs-N slope beside the theory's -1/4.
+
+    Parameters
+    ----------
+    slope, slope_se : float
+        As returned by :func:`rms_slope` (NaN: fewer than two sizes).
+
+    Returns
+    -------
+    str
+    """
+    if not np.isfinite(slope):
+        return "One sample size only: no slope."
+    z = (slope + 0.25) / max(slope_se, 1e-12)
+    return (
+        f"Fitted slope of log RMS error (over seeds) vs log N: {slope:.3f} +- {slope_se:.3f} "
+        f"(bootstrap over seeds); the two-component theory gives -1/4 ({z:+.1f} standard "
+        "errors away), against -1/2 for a well-specified model. Per dataset the error is "
+        "either ~N^(-1/4) (sample variance above 1: the sample optimum splits the means) "
+        "or ~N^(-1/2) (below 1: the means merge), hence the RMS."
+    )
+
+
+def rms_slope(sizes, errors, seed: int = 0, n_boot: int = 400) -> tuple[float, float]:
+    """Slope of ``log RMS(error)`` against ``log N`` and its bootstrap standard error.
+
+    Parameters
+    ----------
+    sizes : sequence of int, shape (m,)
+        Sample sizes ``N``.
+    errors : sequence of sequences of float, shape (m, seeds_j)
+        Final errors per size; sizes may have different numbers of seeds.
+    seed : int, default 0
+        Seed of the bootstrap.
+    n_boot : int, default 400
+        Bootstrap resamples (the seeds of each size are resampled with replacement).
+
+    Returns
+    -------
+    slope, slope_se : float
+        NaN for fewer than two sizes.
+    """
     if len(sizes) < 2:
         return float("nan"), float("nan")
     x = np.log(np.asarray(sizes, dtype=np.float64))
+    errs = [np.asarray(e, dtype=np.float64) for e in errors]
 
-    def slope(err):
-        return float(np.polyfit(x, 0.5 * np.log(np.mean(err**2, axis=1)), 1)[0])
+    def slope(es):
+        return float(np.polyfit(x, [0.5 * np.log(np.mean(e**2)) for e in es], 1)[0])
 
     rng = np.random.default_rng(seed)
-    m, s = errors.shape
-    boots = [slope(errors[np.arange(m)[:, None], rng.integers(0, s, (m, s))]) for _ in range(400)]
-    return slope(errors), float(np.std(boots))
+    boots = [slope([e[rng.integers(0, len(e), len(e))] for e in errs]) for _ in range(n_boot)]
+    return slope(errs), float(np.std(boots))
 
 
 def plot_samples(result: SampleStudyResult, out: Path, stem: str = "overparam_samples"):
