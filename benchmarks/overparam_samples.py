@@ -28,9 +28,15 @@ from pathlib import Path
 
 import jax
 
-from gmmscape.experiments.overparam import rms_slope, sample_study, slope_comparison
+from gmmscape.experiments.overparam import (
+    dataset_moments,
+    rms_slope,
+    sample_study,
+    slope_comparison,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
+STAGES = RESULTS / "overparam_samples_stages"
 # Larger sizes: seeds per size, each seed run (and saved) on its own.
 LARGE = {10**6: 4, 10**7: 2}
 
@@ -73,12 +79,46 @@ def save(out: dict, stem: str) -> None:
         tmp.replace(RESULTS / f"{stem}.{ext}")
 
 
+def first_seed(n: int, j: int, regime: str) -> int:
+    """The first data seed ``10^6 + 1000 j + s`` (s = 0, 1, ...) whose dataset is in ``regime``.
+
+    The regime (``split``: top sample variance above 1, ``merge``: below) is a property
+    of the data alone, read before any run.
+    """
+    seed = 10**6 + 1000 * j
+    while dataset_moments(n, seed)["split"] != (regime == "split"):
+        seed += 1
+    return seed
+
+
+def one_dataset(n: int, regime: str) -> None:
+    """Run the first dataset of ``regime`` at size ``n`` and save it as its own stage file."""
+    j = list(LARGE).index(n)
+    seed = first_seed(n, j, regime)
+    r = sample_study((n,), seeds=1, seed=seed)
+    stage = {**r.__dict__, "regime": regime, "data_seed": seed, "loadavg": os.getloadavg()}
+    STAGES.mkdir(parents=True, exist_ok=True)
+    path = STAGES / f"N{n:.0e}_{regime}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(stage, indent=2, default=float))
+    tmp.replace(path)
+    print(f"N={n:.0e} {regime} seed {seed}: error {r.errors[0][0]:.4e}, predicted "
+          f"{r.predicted[0][0]:.4e}, {r.seconds[0]:.0f} s; wrote {path.name}")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--max-n", type=float, default=3e5)
     ap.add_argument("--seeds", type=int, default=12)
+    ap.add_argument("--size", type=float, help="run one dataset of this size (with --regime)")
+    ap.add_argument("--regime", choices=("split", "merge"))
     args = ap.parse_args()
+    if args.size:
+        if args.regime is None or int(args.size) not in LARGE:
+            ap.error(f"--size takes one of {list(LARGE)} and needs --regime")
+        one_dataset(int(args.size), args.regime)
+        return
     sizes = [10**3, 10**4] if args.quick else [10**3, 3000, 10**4, 30_000, 10**5, 300_000]
     stem = "overparam_samples" + ("_quick" if args.quick else "")
     t0 = time.perf_counter()

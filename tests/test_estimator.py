@@ -1,5 +1,6 @@
 """gmmscape.GaussianMixture against scikit-learn, scipy and naive NumPy references."""
 
+import re
 import warnings
 
 import jax
@@ -46,13 +47,15 @@ def test_matches_sklearn_from_same_random_state(ct):
     assert a.aic(X) == pytest.approx(b.aic(X), rel=1e-10)
 
 
+@pytest.mark.parametrize("chunk_size", [None, 37])
 @pytest.mark.parametrize("init", ["kmeans", "k-means++", "random", "random_from_data"])
-def test_init_params_and_n_init_match_sklearn(init):
-    # two restarts, vmapped here and sequential in scikit-learn, from the same RNG stream
+def test_init_params_and_n_init_match_sklearn(init, chunk_size):
+    # two restarts, vmapped here and sequential in scikit-learn, from the same RNG stream;
+    # with 37-row chunks the initial responsibilities are built (or drawn) chunk by chunk
     kw = dict(covariance_type="diag", init_params=init, n_init=2, random_state=1, max_iter=8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        a = GaussianMixture(3, tol=0.0, **kw).fit(X)
+        a = GaussianMixture(3, tol=0.0, chunk_size=chunk_size, **kw).fit(X)
         b = SkGM(3, tol=0.0, **kw).fit(X)
     assert a.lower_bound_ == pytest.approx(b.lower_bound_, rel=1e-10)
     np.testing.assert_allclose(a.means_, b.means_, atol=1e-7)
@@ -182,6 +185,23 @@ def test_dask_input_matches_numpy():
     assert a.n_iter_ == b.n_iter_
     assert a.lower_bound_ == pytest.approx(b.lower_bound_, rel=1e-9)
     np.testing.assert_allclose(a.means_, b.means_, atol=1e-8)
+
+
+def test_dask_predict_and_score_match_numpy():
+    da = pytest.importorskip("dask.array")
+    gm = GaussianMixture(3, covariance_type="full", random_state=0).fit(X)
+    Xd = da.from_array(X, chunks=(110, 2))  # row and column blocks
+    w = np.linspace(0.5, 1.5, len(X))
+    labels = gm.predict(Xd)
+    assert isinstance(labels, da.Array)
+    np.testing.assert_array_equal(labels.compute(), gm.predict(X))
+    np.testing.assert_allclose(gm.predict_proba(Xd).compute(), gm.predict_proba(X), rtol=1e-12)
+    np.testing.assert_allclose(gm.score_samples(Xd).compute(), gm.score_samples(X), rtol=1e-12)
+    assert gm.score(Xd) == pytest.approx(gm.score(X), rel=1e-12)
+    assert gm.score(Xd, sample_weight=w) == pytest.approx(gm.score(X, sample_weight=w), rel=1e-12)
+    assert gm.bic(Xd) == pytest.approx(gm.bic(X), rel=1e-12)
+    with pytest.raises(ValueError, match="features"):
+        gm.predict(da.from_array(X[:, :1], chunks=50))
 
 
 def test_no_recompilation_on_refit():
@@ -332,3 +352,19 @@ def test_dask_distributed_cluster_reduces_the_statistics():
     b = GaussianMixture(3, **kw).fit(X)
     assert a.lower_bound_ == pytest.approx(b.lower_bound_, rel=1e-9)
     np.testing.assert_array_equal(labels, b.predict(X))
+
+
+def test_verbose_prints_each_iteration_live(capsys):
+    # every iteration of every start is printed from inside the compiled loop, once
+    gm = GaussianMixture(3, n_init=3, verbose=2, verbose_interval=1, random_state=0, tol=1e-6)
+    gm.fit(X)
+    out = capsys.readouterr().out
+    live = re.findall(r"Initialization (\d), iteration (\d+)\t lower bound (\S+)", out)
+    done = re.findall(r"Initialization (\d) (?:converged|did not converge) after (\d+)", out)
+    assert len(done) == 3
+    for start, n in done:
+        its = [int(t) for s, t, _ in live if s == start]
+        assert its == list(range(1, int(n) + 1))
+    # the kept start's printed trace is its lower_bounds_
+    lbs = {s: [float(lb) for s2, _, lb in live if s2 == s] for s, _ in done}
+    assert any(np.allclose(v, gm.lower_bounds_, atol=1e-6) for v in lbs.values())

@@ -74,6 +74,19 @@ def test_sample_study_small():
     assert np.isfinite(res.slope) and res.slope_se > 0
 
 
+def test_sample_study_ends_at_each_datasets_predicted_optimum():
+    # The final error of sample gradient EM against the leading-order sample optimum
+    # computed from each dataset's own variance and fourth moment (predicted_error).
+    n = 20_000
+    res = sample_study((n,), seeds=6, steps_factor=16.0, seed=3)
+    err, pred = np.array(res.errors[0]), np.array(res.predicted[0])
+    split = pred > 0.5 * n**-0.25  # clearly split datasets converge geometrically
+    assert split.any()
+    np.testing.assert_allclose(err[split], pred[split], rtol=0.03)
+    assert res.theory_rms == [pytest.approx((np.pi * n) ** -0.25)]
+    assert "leading-order sample optimum" in res.comparison
+
+
 def test_sweep_types():
     exp = registry.get("overparam")
     params = exp.params(n_components=2, steps=500, restarts=2, seed=1)

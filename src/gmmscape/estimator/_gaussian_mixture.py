@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -99,14 +100,18 @@ def trace_length(max_iter: int) -> int:
     return max(8, _next_pow2(max(int(max_iter), 1)))
 
 
-def to_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int):
-    """Pad ``X`` (n, d) and ``w`` (n,) with zero rows and reshape to (n_chunks, rows, ...).
+def to_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int, offset=None):
+    """Pad ``X - offset`` (n, d) and ``w`` (n,) with zero rows; reshape to (n_chunks, rows, ...).
+
+    The result is the only copy made: ``X - offset`` is written straight into it.
 
     Parameters
     ----------
     X : array of shape (n, d)
     w : array of shape (n,)
     rows, n_chunks : int
+    offset : array of shape (d,), optional
+        Subtracted from every row (default none).
 
     Returns
     -------
@@ -116,10 +121,85 @@ def to_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int):
     n, d = X.shape
     total = rows * n_chunks
     xp = np.zeros((total, d), X.dtype)
-    xp[:n] = X
+    if offset is None:
+        xp[:n] = X
+    else:
+        np.subtract(X, np.asarray(offset, X.dtype), out=xp[:n])
     wp = np.zeros(total, X.dtype)
     wp[:n] = w
     return xp.reshape(n_chunks, rows, d), wp.reshape(n_chunks, rows)
+
+
+@partial(jax.jit, donate_argnums=0)
+def _set_chunk(buf, i, x):
+    return buf.at[i].set(x)
+
+
+def device_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int, offset=None):
+    """As :func:`to_chunks`, but written chunk by chunk into one JAX array.
+
+    The device array is filled in place (a donated buffer), so the only copy of the data
+    made is the result itself, and the peak is that copy plus one chunk.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    w : array of shape (n,)
+    rows, n_chunks : int
+    offset : array of shape (d,), optional
+
+    Returns
+    -------
+    xc : jax array of shape (n_chunks, rows, d)
+    wc : jax array of shape (n_chunks, rows)
+    """
+    n, d = X.shape
+    if n_chunks == 1:
+        return tuple(map(jnp.asarray, to_chunks(X, w, rows, 1, offset)))
+    xc = jnp.zeros((n_chunks, rows, d), X.dtype)
+    for i in range(n_chunks):
+        lo, hi = i * rows, min(n, (i + 1) * rows)
+        xi = np.zeros((rows, d), X.dtype)
+        if hi > lo:
+            xi[: hi - lo] = X[lo:hi] if offset is None else X[lo:hi] - offset
+        xc = _set_chunk(xc, i, xi)
+    wp = np.zeros(rows * n_chunks, X.dtype)
+    wp[:n] = w
+    return xc, jnp.asarray(wp.reshape(n_chunks, rows))
+
+
+def weighted_mean_var(X: np.ndarray, w: np.ndarray, block: int = 2**16):
+    """Weighted mean and per-feature variance of ``X``, in row blocks (no N x d temporary).
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    w : array of shape (n,)
+        Non-negative weights, positive sum.
+    block : int, default 65536
+        Rows per block.
+
+    Returns
+    -------
+    mean, var : arrays of shape (d,), float64
+    """
+    n = X.shape[0]
+    wsum = float(np.sum(w, dtype=np.float64))
+    mean = (
+        sum(
+            w[i : i + block].astype(np.float64) @ X[i : i + block].astype(np.float64)
+            for i in range(0, n, block)
+        )
+        / wsum
+    )
+    var = (
+        sum(
+            w[i : i + block].astype(np.float64) @ (X[i : i + block].astype(np.float64) - mean) ** 2
+            for i in range(0, n, block)
+        )
+        / wsum
+    )
+    return mean, var
 
 
 @dataclass
@@ -163,8 +243,11 @@ class _FitData:
             return fn(self.xc, self.wc, *args)
         return _dask_reduce(self, _block_generic, (fn, args))
 
-    def run_em(self, params, masks, lb0, hyper, max_iter) -> K.EMResult:
-        """EM for a batch of starts (vmapped and compiled in memory; per step on Dask)."""
+    def run_em(self, params, masks, lb0, hyper, max_iter, report: int = 0) -> K.EMResult:
+        """EM for a batch of starts (vmapped and compiled in memory; per step on Dask).
+
+        ``report > 0`` prints every ``report``-th iteration of each start as it runs.
+        """
         if self.dask_x is None:
             return K.em_batch(
                 self.xc,
@@ -176,15 +259,16 @@ class _FitData:
                 cov_type=self.cov_type,
                 algorithm=self.algorithm,
                 max_iter=max_iter,
+                report=report,
             )
-        return _dask_em(self, params, masks, lb0, hyper, max_iter)
+        return _dask_em(self, params, masks, lb0, hyper, max_iter, report)
 
 
 def _block_chunks(xb, wb, offset, dtype, chunk_size, k):
-    xb = np.asarray(xb, dtype=dtype) - offset
+    xb = np.asarray(xb, dtype=dtype)
     wb = np.asarray(wb, dtype=dtype)
     rows, n_chunks = chunk_layout(xb.shape[0], k, xb.shape[1], 1, chunk_size)
-    return to_chunks(xb, wb, rows, n_chunks)
+    return to_chunks(xb, wb, rows, n_chunks, offset)
 
 
 def _block_stats(xb, wb, params, fd):
@@ -223,7 +307,7 @@ def _dask_reduce(fd: _FitData, block_fn, payload):
     return jax.tree_util.tree_map(jnp.asarray, total)
 
 
-def _dask_em(fd: _FitData, params, masks, lb0, hyper, max_iter) -> K.EMResult:
+def _dask_em(fd: _FitData, params, masks, lb0, hyper, max_iter, report=0) -> K.EMResult:
     """EM with statistics reduced on the Dask cluster and the same M-step kernel."""
     tol, n_max = float(hyper[3]), int(hyper[4])
     b = lb0.shape[0]
@@ -245,6 +329,9 @@ def _dask_em(fd: _FitData, params, masks, lb0, hyper, max_iter) -> K.EMResult:
             new,
             params,
         )
+        if report:
+            for i in np.flatnonzero(active):
+                K.print_iteration(i, it + 1, lb_new[i], lb_new[i] - lb[i], report)
         trace[active, it] = lb_new[active]
         n_iter[active] += 1
         nbad[active] += np.asarray(bad)[active]
@@ -527,6 +614,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # ----------------------------------------------------------------------------------
     # fitting
     # ----------------------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
         """Fit the mixture by EM (``n_init`` vmapped restarts, the best one kept).
 
@@ -541,7 +629,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         self : GaussianMixture
         """
-        self.fit_predict(X, y, sample_weight=sample_weight)
+        self._fit(X, sample_weight)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -550,7 +638,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask array of shape (n_samples, n_features)
         y : ignored
         sample_weight : array-like of shape (n_samples,), optional
 
@@ -559,9 +647,21 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,)
             (A lazy Dask array for Dask input.)
         """
+        self._fit(X, sample_weight)
+        return self.predict(X)  # lazy labels for Dask input
+
+    def _fit(self, X, sample_weight) -> None:
+        """The work of :meth:`fit` and :meth:`fit_predict` (which then predicts X)."""
         fd, params0, masks, lb0 = self._prepare_fit(X, sample_weight)
         hyper = fd.hyper(self.reg_covar, self.step_size, self.tol, self.max_iter)
-        res = fd.run_em(params0, masks, lb0, hyper, trace_length(self.max_iter))
+        if self.verbose > 0:
+            print(
+                f"Initializations 0..{lb0.shape[0] - 1}: EM on all of them at once "
+                f"({'vmapped' if fd.dask_x is None else 'statistics on Dask'})",
+                flush=True,
+            )
+        report = self.verbose_interval if self.verbose >= 2 else 0
+        res = fd.run_em(params0, masks, lb0, hyper, trace_length(self.max_iter), report)
         lbs = np.asarray(res.lower_bound, dtype=np.float64)
         lbs_sel = np.where(np.isnan(lbs), -np.inf, lbs)
         best = int(np.argmax(lbs_sel))
@@ -604,9 +704,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 stacklevel=3,
             )
         self._set_params_arrays(params, fd)
-        if fd.dask_x is not None:  # lazy labels, computed block by block
-            return X.rechunk({1: -1}).map_blocks(self.predict, drop_axis=1, dtype=np.int64)
-        return self.predict(X)
 
     def _prepare_fit(self, X, sample_weight):
         freeze = self._check_freeze()
@@ -630,8 +727,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 raise ValueError("sample_weight must be non-negative.")
             if not w.sum() > 0:
                 raise ValueError("sample_weight must not be all zero.")
-            offset = (w @ X) / w.sum()
-            var = (w @ (X - offset) ** 2) / w.sum()
+            offset, var = weighted_mean_var(X, w)
             self._check_constant(var, np.ptp(X, axis=0))
             fd = _FitData(
                 self.covariance_type,
@@ -648,14 +744,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             do_init = not (self.warm_start and hasattr(self, "converged_"))
             n_batch = self.n_init if do_init else 1
             rows, n_chunks = chunk_layout(n, k, d, n_batch, self.chunk_size)
-            xc, wc = to_chunks(X - fd.offset, w, rows, n_chunks)
-            fd.xc, fd.wc = jnp.asarray(xc), jnp.asarray(wc)
+            fd.xc, fd.wc = device_chunks(X, w, rows, n_chunks, fd.offset)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         starts = []
         if do_init:
             rng = check_random_state(self.random_state)
+            # The initial moments are summed over the fit's own chunks where they hold
+            # all the data (in memory); a Dask fit initializes from a subsample.
+            chunks = None if fd.xc is None else (fd.xc, fd.wc)
             for _ in range(self.n_init):
-                starts.append(self._initial_params(Xinit, winit, rng, fd, inits))
+                starts.append(self._initial_params(Xinit, winit, rng, fd, inits, chunks))
             lb0 = jnp.full((self.n_init,), -jnp.inf, dtype)
         else:
             starts.append(self._current_params(fd))
@@ -730,36 +828,52 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         winit = np.asarray(w[idx].compute(), dtype=dtype)
         return fd, Xinit, winit
 
-    def _initial_params(self, X, w, rng, fd: _FitData, inits) -> Params:
-        """One start, initialized exactly as scikit-learn's ``_initialize_parameters``."""
-        n, k = X.shape[0], self.n_components
+    def _initial_params(self, X, w, rng, fd: _FitData, inits, chunks=None) -> Params:
+        """One start, initialized exactly as scikit-learn's ``_initialize_parameters``.
+
+        scikit-learn builds an ``(n, k)`` responsibility matrix; here the hard assignments
+        are kept as ``n`` labels and the random ones drawn chunk by chunk (the same random
+        stream), and their moments are summed over ``chunks`` (the centered data as
+        ``(xc, wc)``; built from ``X`` and ``w`` when None).
+        """
+        n, k, ct = X.shape[0], self.n_components, self.covariance_type
+        if chunks is None:
+            rows, n_chunks = chunk_layout(n, k, X.shape[1], 1, self.chunk_size)
+            chunks = device_chunks(X, w, rows, n_chunks, fd.offset)
+        xc, wc = chunks
+        n_chunks, rows = wc.shape
         unweighted = bool(np.all(w == 1))
         sw = None if unweighted else w
-        if self.init_params == "kmeans":
-            labels = (
-                KMeans(n_clusters=k, n_init=1, random_state=rng).fit(X, sample_weight=sw).labels_
-            )
-            resp = np.zeros((n, k), X.dtype)
-            resp[np.arange(n), labels] = 1
-        elif self.init_params == "random":
-            resp = np.asarray(rng.uniform(size=(n, k)), dtype=X.dtype)
-            resp /= resp.sum(axis=1)[:, None]
-        elif self.init_params == "random_from_data":
-            resp = np.zeros((n, k), X.dtype)
-            p = None if unweighted else w / w.sum()
-            idx = rng.choice(n, size=k, replace=False, p=p)
-            resp[idx, np.arange(k)] = 1
+        if self.init_params == "random":
+            # scikit-learn: rng.uniform(size=(n, k)), rows normalized; drawn row block by
+            # row block the stream is the same.
+            nk = s1 = s2 = 0.0
+            for i in range(n_chunks):
+                m = max(0, min(rows, n - i * rows))
+                r = np.zeros((rows, k), X.dtype)
+                if m:
+                    u = np.asarray(rng.uniform(size=(m, k)), dtype=X.dtype)
+                    r[:m] = u / u.sum(axis=1)[:, None]
+                a, b, c = K.moments_jit(xc[i], wc[i][:, None] * jnp.asarray(r), ct)
+                nk, s1, s2 = nk + a, s1 + b, s2 + c
         else:
-            _, idx = kmeans_plusplus(X, k, random_state=rng, sample_weight=sw)
-            resp = np.zeros((n, k), X.dtype)
-            resp[idx, np.arange(k)] = 1
-        rows, n_chunks = chunk_layout(n, k, X.shape[1], 1, self.chunk_size)
-        xc, _ = to_chunks(X - fd.offset, w, rows, n_chunks)
-        rc, _ = to_chunks(w[:, None] * resp, w, rows, n_chunks)
-        nk, s1, s2 = K.scan_moments(jnp.asarray(xc), jnp.asarray(rc), self.covariance_type)
+            labels = np.full(rows * n_chunks, -1, np.int32)
+            if self.init_params == "kmeans":
+                labels[:n] = (
+                    KMeans(n_clusters=k, n_init=1, random_state=rng)
+                    .fit(X, sample_weight=sw)
+                    .labels_
+                )
+            elif self.init_params == "random_from_data":
+                p = None if unweighted else w / w.sum()
+                labels[rng.choice(n, size=k, replace=False, p=p)] = np.arange(k)
+            else:
+                _, idx = kmeans_plusplus(X, k, random_state=rng, sample_weight=sw)
+                labels[idx] = np.arange(k)
+            lc = jnp.asarray(labels.reshape(n_chunks, rows))
+            nk, s1, s2 = K.scan_label_moments(xc, wc, lc, k, ct)
         nk = nk + 10 * jnp.finfo(xc.dtype).eps
         st = K.SuffStats(jnp.asarray(0.0, xc.dtype), jnp.sum(jnp.asarray(w)), nk, s1, s2)
-        ct = self.covariance_type
         means = s1 / nk[:, None]
         cov = K._COV[ct](st, means, nk)
         cov = cov + self.reg_covar * (
@@ -806,18 +920,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self.precisions_ = pc**2
 
     def _verbose_run(self, i, trace, converged):
+        """The end-of-run line of start ``i`` (its iterations were printed live)."""
         if self.verbose <= 0:
             return
-        print(f"Initialization {i}")
-        if self.verbose >= 2:
-            prev = -np.inf
-            for it, lb in enumerate(trace, start=1):
-                if it % self.verbose_interval == 0:
-                    print(f"  Iteration {it}\t lower bound {lb:.6f}\t ll change {lb - prev:.6f}")
-                prev = lb
         state = "converged" if converged else "did not converge"
-        last = f" lower bound {trace[-1]:.5f}." if len(trace) else ""
-        print(f"Initialization {state}.{last}")
+        last = f", lower bound {trace[-1]:.5f}" if len(trace) else ""
+        print(f"Initialization {i} {state} after {len(trace)} iteration(s){last}.")
 
     # ----------------------------------------------------------------------------------
     # prediction
@@ -833,32 +941,37 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _estimate_weighted_log_prob(self, X) -> np.ndarray:
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        if _is_dask(X):
-            raise ValueError(
-                "predict/score on a Dask array: map over its blocks instead, e.g. "
-                "X.map_blocks(gm.predict, drop_axis=1, dtype=int)."
-            )
         dt = self._compute_dtype_
         X = np.asarray(X, dtype=dt)
         n, d = X.shape
         rows, n_chunks = chunk_layout(n, self.n_components, d, 1, self.chunk_size)
-        xc, _ = to_chunks(X, np.zeros(n, dt), rows, n_chunks)
-        out = K.chunked_log_prob(
-            jnp.asarray(xc), self._fitted_params(dt), cov_type=self.covariance_type
-        )
+        xc, _ = device_chunks(X, np.zeros(n, dt), rows, n_chunks)
+        out = K.chunked_log_prob(xc, self._fitted_params(dt), cov_type=self.covariance_type)
         return np.asarray(out).reshape(rows * n_chunks, -1)[:n]
+
+    def _map_blocks(self, X, fn, per_component: bool, dtype):
+        """``fn`` applied to each row block of a Dask array (a lazy Dask array)."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False).rechunk({1: -1})
+        if per_component:
+            chunks = (X.chunks[0], (self.n_components,))
+            return X.map_blocks(fn, chunks=chunks, dtype=dtype)
+        return X.map_blocks(fn, drop_axis=1, dtype=dtype)
 
     def score_samples(self, X):
         """Log-density ``log p(x)`` of each sample.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask array of shape (n_samples, n_features)
 
         Returns
         -------
         ndarray of shape (n_samples,)
+            (A lazy Dask array, computed block by block, for Dask input.)
         """
+        if _is_dask(X):
+            return self._map_blocks(X, self.score_samples, False, self._compute_dtype_)
         lw = self._estimate_weighted_log_prob(X)
         mx = lw.max(axis=1, keepdims=True)
         return (mx + np.log(np.sum(np.exp(lw - mx), axis=1, keepdims=True)))[:, 0]
@@ -868,15 +981,26 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask array of shape (n_samples, n_features)
         y : ignored
         sample_weight : array-like of shape (n_samples,), optional
 
         Returns
         -------
         float
+            (Computed on the Dask cluster for Dask input.)
         """
         s = self.score_samples(X)
+        if _is_dask(s):
+            import dask.array as da
+
+            if sample_weight is None:
+                return float(s.mean().compute())
+            w = da.asarray(sample_weight).astype(s.dtype).rechunk((s.chunks[0],))
+            if w.shape != s.shape:
+                raise ValueError(f"sample_weight must have shape {s.shape}; got {w.shape}.")
+            num, den = da.compute((w * s).sum(), w.sum())
+            return float(num / den)
         if sample_weight is None:
             return float(np.mean(s))
         w = _check_sample_weight(sample_weight, s[:, None])
@@ -887,12 +1011,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask array of shape (n_samples, n_features)
 
         Returns
         -------
         ndarray of shape (n_samples,)
+            (A lazy Dask array for Dask input.)
         """
+        if _is_dask(X):
+            return self._map_blocks(X, self.predict, False, np.int64)
         return np.argmax(self._estimate_weighted_log_prob(X), axis=1)
 
     def predict_proba(self, X):
@@ -900,13 +1027,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask array of shape (n_samples, n_features)
 
         Returns
         -------
         ndarray of shape (n_samples, n_components)
-            Rows sum to one.
+            Rows sum to one. (A lazy Dask array for Dask input.)
         """
+        if _is_dask(X):
+            return self._map_blocks(X, self.predict_proba, True, self._compute_dtype_)
         lw = self._estimate_weighted_log_prob(X)
         mx = lw.max(axis=1, keepdims=True)
         e = np.exp(lw - mx)
@@ -977,13 +1106,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask array of shape (n_samples, n_features)
 
         Returns
         -------
         float
         """
-        n = np.asarray(X).shape[0]
+        n = X.shape[0] if _is_dask(X) else np.asarray(X).shape[0]
         return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
 
     def aic(self, X):
@@ -991,11 +1120,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask array of shape (n_samples, n_features)
 
         Returns
         -------
         float
         """
-        n = np.asarray(X).shape[0]
+        n = X.shape[0] if _is_dask(X) else np.asarray(X).shape[0]
         return -2 * self.score(X) * n + 2 * self._n_parameters()

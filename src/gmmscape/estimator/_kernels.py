@@ -203,32 +203,35 @@ def moments(x: jax.Array, wr: jax.Array, cov_type: str):
 
 
 def _chunk_sum(fn, *chunked):
-    """``sum_i fn(*(a[i] for a in chunked))`` over the leading (chunk) axis, by ``lax.scan``.
+    """``sum_i fn(*(a[i] for a in chunked))`` over the leading (chunk) axis, in a loop.
 
-    Only one chunk's intermediates are alive at a time; ``fn`` returns a pytree.
+    Only one chunk's intermediates are alive at a time; ``fn`` returns a pytree. Chunks
+    are read by dynamic index: slicing the stacked arrays would copy all the data.
     """
     first = fn(*(a[0] for a in chunked))
-    if chunked[0].shape[0] == 1:
-        return first
 
-    def body(acc, xs):
-        return jax.tree_util.tree_map(jnp.add, acc, fn(*xs)), None
+    def body(i, acc):
+        return jax.tree_util.tree_map(jnp.add, acc, fn(*(a[i] for a in chunked)))
 
-    total, _ = jax.lax.scan(body, first, tuple(a[1:] for a in chunked))
-    return total
+    return jax.lax.fori_loop(1, chunked[0].shape[0], body, first)
 
 
-@partial(jax.jit, static_argnames=("cov_type",))
-def scan_moments(xc: jax.Array, rc: jax.Array, cov_type: str):
-    """:func:`moments` summed over fixed-size chunks with ``lax.scan``.
+@partial(jax.jit, static_argnames=("k", "cov_type"))
+def scan_label_moments(xc: jax.Array, wc: jax.Array, lc: jax.Array, k: int, cov_type: str):
+    """:func:`moments` of hard assignments, summed over fixed-size chunks with ``lax.scan``.
 
-    Memory is bounded by one chunk's intermediates, ``O(m k d)``.
+    The responsibilities are one-hot rows built chunk by chunk, so memory is bounded by
+    one chunk's intermediates, ``O(m k d)``, and the labels (``n`` ints).
 
     Parameters
     ----------
     xc : array of shape (n_chunks, m, d)
-    rc : array of shape (n_chunks, m, k)
-        Point weight times responsibility; padding rows are zero.
+    wc : array of shape (n_chunks, m)
+        Point weights; padding rows are zero.
+    lc : int array of shape (n_chunks, m)
+        Component of each point; -1 for none.
+    k : int
+        Number of components.
     cov_type : str
 
     Returns
@@ -237,7 +240,13 @@ def scan_moments(xc: jax.Array, rc: jax.Array, cov_type: str):
         As :func:`moments`.
     """
 
-    return _chunk_sum(lambda x, r: moments(x, r, cov_type), xc, rc)
+    def one(x, w, lab):
+        return moments(x, w[:, None] * jax.nn.one_hot(lab, k, dtype=x.dtype), cov_type)
+
+    return _chunk_sum(one, xc, wc, lc)
+
+
+moments_jit = jax.jit(moments, static_argnames=("cov_type",))
 
 
 def chunk_stats(x: jax.Array, w: jax.Array, params: Params, cov_type: str) -> SuffStats:
@@ -478,7 +487,26 @@ class EMResult(NamedTuple):
     n_collapsed: jax.Array
 
 
-def _em_one(xc, wc, params, masks, lb0, hyper, cov_type, algorithm, max_iter):
+def print_iteration(start, it, lb, change, interval: int = 1) -> None:
+    """Print one EM iteration of one start, every ``interval`` iterations (verbose >= 2).
+
+    Parameters
+    ----------
+    start, it : int
+        Start index (0-based) and iteration (1-based).
+    lb, change : float
+        Mean log-likelihood and its change from the previous iteration.
+    interval : int, default 1
+    """
+    if int(it) % interval == 0:
+        print(
+            f"  Initialization {int(start)}, iteration {int(it)}\t lower bound "
+            f"{float(lb):.6f}\t ll change {float(change):.6f}",
+            flush=True,
+        )
+
+
+def _em_one(xc, wc, params, masks, lb0, hyper, start, cov_type, algorithm, max_iter, report):
     reg_covar, floor, step_size, tol, n_max = hyper
     dtype = params.means.dtype
     trace = jnp.full((max_iter,), jnp.nan, dtype)
@@ -493,6 +521,16 @@ def _em_one(xc, wc, params, masks, lb0, hyper, cov_type, algorithm, max_iter):
         lb_new = st.ll / st.w
         p_new, bad = m_step(st, p, masks, reg_covar, floor, step_size, cov_type, algorithm)
         conv = jnp.abs(lb_new - lb) < tol
+        if report:  # live, from inside the compiled loop; vmapped starts that are done
+            # keep looping with the others, so only the active ones print
+            jax.lax.cond(
+                cond(state),
+                lambda: jax.debug.callback(
+                    partial(print_iteration, interval=report), start, it + 1, lb_new,
+                    lb_new - lb, ordered=True,
+                ),
+                lambda: None,
+            )  # fmt: skip
         return p_new, lb_new, tr.at[it].set(lb_new), it + 1, conv, nbad + bad
 
     init = (params, lb0.astype(dtype), trace, jnp.asarray(0), jnp.asarray(False), jnp.asarray(0))
@@ -500,8 +538,10 @@ def _em_one(xc, wc, params, masks, lb0, hyper, cov_type, algorithm, max_iter):
     return EMResult(p, lb, tr, it, conv, nbad)
 
 
-@partial(jax.jit, static_argnames=("cov_type", "algorithm", "max_iter"))
-def em_batch(xc, wc, params, masks, lb0, hyper, *, cov_type, algorithm, max_iter) -> EMResult:
+@partial(jax.jit, static_argnames=("cov_type", "algorithm", "max_iter", "report"))
+def em_batch(
+    xc, wc, params, masks, lb0, hyper, *, cov_type, algorithm, max_iter, report=0
+) -> EMResult:
     """EM to convergence for a batch of starts, as one vmapped, compiled ``while_loop``.
 
     Each start stops when ``|lb_t - lb_{t-1}| < tol`` or after ``n_max`` iterations, as
@@ -523,13 +563,19 @@ def em_batch(xc, wc, params, masks, lb0, hyper, *, cov_type, algorithm, max_iter
     algorithm : {"em", "gradient_em"}
     max_iter : int
         Length of the trace buffer (``n_max <= max_iter``).
+    report : int, default 0
+        If positive, print every ``report``-th iteration of every start while it runs
+        (:func:`print_iteration`, a host callback).
 
     Returns
     -------
     EMResult
     """
-    fn = partial(_em_one, cov_type=cov_type, algorithm=algorithm, max_iter=max_iter)
-    return jax.vmap(fn, in_axes=(None, None, 0, 0, 0, None))(xc, wc, params, masks, lb0, hyper)
+    fn = partial(_em_one, cov_type=cov_type, algorithm=algorithm, max_iter=max_iter, report=report)
+    starts = jnp.arange(lb0.shape[0])
+    return jax.vmap(fn, in_axes=(None, None, 0, 0, 0, None, 0))(
+        xc, wc, params, masks, lb0, hyper, starts
+    )
 
 
 @partial(jax.jit, static_argnames=("cov_type",))

@@ -31,9 +31,11 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
+import jax
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,7 +46,7 @@ from gmmscape._validation import (
     check_weights,
 )
 from gmmscape.core.mixture import Mixture
-from gmmscape.core.sources import QuadratureWarning, population
+from gmmscape.core.sources import QuadratureWarning, _stream_chunk, population
 from gmmscape.dynamics import rates
 from gmmscape.dynamics.fixed import fixed_population
 from gmmscape.dynamics.runner import Trajectory, run_population, run_stream
@@ -734,6 +736,11 @@ class SampleStudyResult:
     comparison : str
     seconds : list of float, shape (m,)
         Wall time per size.
+    predicted : list of list of float, shape (m, seeds), or None
+        For two components: each dataset's leading-order sample optimum error
+        (:func:`predicted_error`), an independent check of where the run ended.
+    theory_rms : list of float, shape (m,), or None
+        For two components in 1-D: ``(pi N)^(-1/4)``, the leading-order RMS error.
     """
 
     config: dict
@@ -746,6 +753,83 @@ class SampleStudyResult:
     theory_slope: float
     comparison: str
     seconds: list
+    predicted: list | None = None
+    theory_rms: list | None = None
+
+
+@partial(jax.jit, static_argnames=("n", "chunk"))
+def _chunk_points(key, i, n, truth, chunk):
+    return _stream_chunk(key, i, n, truth, chunk)
+
+
+def dataset_moments(n: int, seed: int, *, d: int = 1, chunk_size: int = 2**16) -> dict:
+    """The moments of one stream dataset that fix its two-component sample optimum.
+
+    For ``n`` points from ``N(0, I_d)`` (the dataset :func:`sample_study` uses for
+    ``seed``), the sample likelihood of means ``xbar +- theta v`` is, to fourth order in
+    ``theta``, ``theta^2 (lambda - 1) / 2 - theta^4 m4 / 12`` plus a constant, where
+    ``lambda`` is the largest eigenvalue of the sample covariance, ``v`` its eigenvector
+    and ``m4`` the sample's fourth moment along ``v``. Its maximizer is
+    ``theta^2 = 3 max(0, lambda - 1) / m4``: the means split when ``lambda > 1`` and
+    merge otherwise, and the error ``max_i ||mu_i||`` of that optimum is
+    ``sqrt(||xbar||^2 + theta^2 + 2 theta |xbar . v|)``. Since ``lambda - 1 ~ N(0, 2/n)``
+    in 1-D, ``E[theta^2] ~ 1 / sqrt(pi n)``: an RMS error of ``(pi n)^(-1/4)``.
+
+    Parameters
+    ----------
+    n : int
+        Points in the dataset.
+    seed : int
+        Its stream seed.
+    d : int, default 1
+    chunk_size : int, default 65536
+        As passed to the run (the stream's chunks define its points).
+
+    Returns
+    -------
+    dict
+        ``mean`` (list, shape (d,)), ``lam``, ``m4``, ``split`` (``lam > 1``) and
+        ``predicted`` (the optimum's error).
+    """
+    truth = Mixture(np.zeros((1, d)))
+    chunk = min(chunk_size, n)
+    key = jax.random.key(int(seed))
+    chunks = range(-(-n // chunk))
+    s1, s2 = np.zeros(d), np.zeros((d, d))
+    for i in chunks:
+        x, w = (np.asarray(a) for a in _chunk_points(key, i, n, truth, chunk))
+        s1 += w @ x
+        s2 += (x * w[:, None]).T @ x
+    mean = s1 / n
+    lam, vecs = np.linalg.eigh(s2 / n - np.outer(mean, mean))
+    v = vecs[:, -1]
+    m4 = 0.0
+    for i in chunks:
+        x, w = (np.asarray(a) for a in _chunk_points(key, i, n, truth, chunk))
+        m4 += w @ (((x - mean) @ v) ** 4)
+    m4 /= n
+    theta = np.sqrt(3.0 * max(0.0, lam[-1] - 1.0) / m4)
+    err = np.sqrt(mean @ mean + theta**2 + 2 * theta * abs(mean @ v))
+    return {
+        "mean": mean.tolist(),
+        "lam": float(lam[-1]),
+        "m4": float(m4),
+        "split": bool(lam[-1] > 1.0),
+        "predicted": float(err),
+    }
+
+
+def predicted_error(n: int, seed: int, *, d: int = 1, chunk_size: int = 2**16) -> float:
+    """Leading-order final error of the balanced two-component fit on one stream dataset.
+
+    ``dataset_moments(n, seed, d=d, chunk_size=chunk_size)["predicted"]``; see
+    :func:`dataset_moments`.
+
+    Returns
+    -------
+    float
+    """
+    return dataset_moments(n, seed, d=d, chunk_size=chunk_size)["predicted"]
 
 
 def sample_study(
@@ -764,11 +848,12 @@ def sample_study(
 
     The dataset of seed ``s`` is the stream ``gmmscape.stream(N(0, I_d), N, s)``, drawn once
     and held when all seeds' points fit in 1 GiB, otherwise redrawn chunk by chunk each step
-    (the same points either way; see :func:`~gmmscape.dynamics.runner.run_stream`). Sample gradient EM converges to the
-    sample's critical point sub-linearly, in about ``sqrt(N)`` steps (the curvature there
-    is ``~ N^(-1/2)``), so each size runs ``ceil(steps_factor sqrt(N) / eta)`` steps: the
-    population part of the error is then ``(eta t)^(-1/2) <= N^(-1/4) / sqrt(steps_factor)``,
-    below the statistical error and with the same scaling. The start is
+    (the same points either way; see :func:`~gmmscape.dynamics.runner.run_stream`).
+    Sample gradient EM converges to the sample's critical point sub-linearly, in about
+    ``sqrt(N)`` steps (the curvature there is ``~ N^(-1/2)``), so each size runs
+    ``ceil(steps_factor sqrt(N) / eta)`` steps: the population part of the error is then
+    ``(eta t)^(-1/2) <= N^(-1/4) / sqrt(steps_factor)``, below the statistical error and
+    with the same scaling. The start is
     ``mu_i = init * (+-1, 0, ...)`` alternating.
 
     Parameters
@@ -800,7 +885,7 @@ def sample_study(
     start = np.zeros((n_components, d))
     start[:, 0] = init * np.where(np.arange(n_components) % 2 == 0, 1.0, -1.0)
     truth = Mixture(np.zeros((1, d)))
-    errors, changes, steps_list, secs = [], [], [], []
+    errors, changes, steps_list, secs, predicted = [], [], [], [], []
     for j, n in enumerate(sizes):
         steps = int(np.ceil(steps_factor * np.sqrt(n) / eta))
         cb = None if progress is None else (lambda a, b, n=n: progress(f"N={n:,}", a, b))
@@ -815,8 +900,13 @@ def sample_study(
         errors.append(err.tolist())
         steps_list.append(steps)
         secs.append(traj.seconds)
+        if n_components == 2:
+            data_seeds = seed + 1000 * j + np.arange(seeds)
+            predicted.append([predicted_error(n, int(s), d=d) for s in data_seeds])
     slope, slope_se = rms_slope(sizes, errors, seed)
     comparison = slope_comparison(slope, slope_se)
+    if predicted:
+        comparison += " " + prediction_summary(errors, predicted)
     return SampleStudyResult(
         config={
             "sizes": sizes,
@@ -839,6 +929,31 @@ def sample_study(
         theory_slope=-0.25,
         comparison=comparison,
         seconds=secs,
+        predicted=predicted or None,
+        theory_rms=[float((np.pi * n) ** -0.25) for n in sizes] if n_components == 2 else None,
+    )
+
+
+def prediction_summary(errors, predicted) -> str:
+    """A sentence comparing final errors with their per-dataset leading-order predictions.
+
+    Parameters
+    ----------
+    errors, predicted : sequences of sequences of float, shape (m, seeds_j)
+
+    Returns
+    -------
+    str
+    """
+    e = np.concatenate([np.asarray(x, dtype=float) for x in errors])
+    p = np.concatenate([np.asarray(x, dtype=float) for x in predicted])
+    rel = np.abs(e / p - 1.0)
+    return (
+        f"Each dataset's final error against its leading-order sample optimum "
+        f"(predicted_error: from the sample's variance and fourth moment): median relative "
+        f"difference {np.median(rel):.1e}, within 5% for {np.mean(rel <= 0.05):.0%} of the "
+        f"{len(e)} datasets (the rest sit near the split/merge boundary, where sample "
+        "gradient EM is still converging sub-linearly)."
     )
 
 
@@ -926,6 +1041,13 @@ def plot_samples(result: SampleStudyResult, out: Path, stem: str = "overparam_sa
     if result.slope is not None and len(n) >= 2:
         ax.loglog(n, gm[0] * (n / n[0]) ** result.slope, "--", color="C1",
                   label=f"fit: slope {result.slope:.3f} +- {result.slope_se:.3f}")  # fmt: skip
+    if result.predicted is not None:
+        pred = np.array(result.predicted)
+        for j in range(pred.shape[1]):
+            ax.loglog(n, pred[:, j], "x", color="C3", ms=4,
+                      label="each dataset's predicted optimum" if j == 0 else None)  # fmt: skip
+    if result.theory_rms is not None:
+        ax.loglog(n, result.theory_rms, "-.", color="C2", label="(pi N)^(-1/4), leading order")
     ax.loglog(n, gm[0] * (n / n[0]) ** -0.25, ":", color="k", label="N^(-1/4) (theory, n=2)")
     ax.loglog(n, gm[0] * (n / n[0]) ** -0.5, ":", color="gray", label="N^(-1/2)")
     ax.set_xlabel("sample size N")
