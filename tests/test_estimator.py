@@ -276,9 +276,12 @@ def seed_b_data(n=3000, seed=0):
     return Xb, centers, start
 
 
-def test_refine_escapes_the_seed_b_local_optimum():
+@pytest.mark.parametrize("cov", ["full", "tied", "diag", "spherical"])
+def test_refine_escapes_the_seed_b_local_optimum(cov):
+    # for "tied" the move sets weights and means; the shared covariance is re-estimated by
+    # the partial and full EM that follow
     Xb, centers, start = seed_b_data()
-    kw = dict(covariance_type="full", means_init=start, tol=1e-6)
+    kw = dict(covariance_type=cov, means_init=start, tol=1e-6)
     plain = GaussianMixture(3, **kw).fit(Xb)
     refined = GaussianMixture(3, refine=True, **kw).fit(Xb)
     dist = lambda gm: np.linalg.norm(centers[:, None] - gm.means_[None], axis=-1).min(1)  # noqa: E731
