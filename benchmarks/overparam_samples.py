@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import time
 from pathlib import Path
 
 import jax
+import numpy as np
 
 from gmmscape.experiments.overparam import (
     dataset_moments,
+    prediction_deviation,
+    prediction_summary,
     rms_slope,
     sample_study,
     slope_comparison,
@@ -41,42 +43,175 @@ STAGES = RESULTS / "overparam_samples_stages"
 LARGE = {10**6: 4, 10**7: 2}
 
 
+def datasets(out: dict) -> list[dict]:
+    """Every dataset run so far, one record each, with its leading-order prediction.
+
+    Stages come from this run (``out["stages"]``, seeds drawn in order) and from the
+    one-dataset stage files of ``--size N --regime R`` (first seed of a regime).
+    """
+    stages = [(m, "in order") for m in out["stages"]]
+    stages += [(json.loads(p.read_text()), "regime") for p in sorted(STAGES.glob("*.json"))]
+    recs = []
+    for m, how in stages:
+        seed0 = m["config"]["seed"]
+        for j, n in enumerate(m["sizes"]):
+            for s, err in enumerate(m["errors"][j]):
+                seed = seed0 + 1000 * j + s
+                mom = dataset_moments(int(n), seed)
+                recs.append(
+                    {
+                        "n": int(n),
+                        "seed": seed,
+                        "how": how,
+                        "error": err,
+                        "predicted": mom["predicted"],
+                        "regime": "split" if mom["split"] else "merge",
+                        "lambda_minus_1": mom["lam"] - 1.0,
+                        "final_change": m["final_change"][j][s],
+                        "steps": m["steps"][j],
+                        "stage_seconds": m["seconds"][j],
+                    }
+                )
+    unique = {(r["n"], r["seed"]): r for r in recs}
+    return sorted(unique.values(), key=lambda r: (r["n"], r["seed"]))
+
+
+def summarize(out: dict) -> None:
+    """Fill ``out`` with the per-dataset records, the slope and the comparisons."""
+    recs = datasets(out)
+    out["datasets"] = recs
+    in_order: dict[int, list[float]] = {}
+    for r in recs:
+        if r["how"] == "in order":
+            in_order.setdefault(r["n"], []).append(r["error"])
+    # the slope over sizes with at least 4 datasets drawn in seed order (an unbiased RMS)
+    sizes = sorted(n for n, e in in_order.items() if len(e) >= 4)
+    out["slope_sizes"] = sizes
+    out["slope"], out["slope_se"] = rms_slope(sizes, [in_order[n] for n in sizes])
+    for r in recs:  # |error - predicted| in units of N^(-1/4)
+        r["deviation"] = float(
+            prediction_deviation([[r["error"]]], [[r["predicted"]]], [r["n"]])[0]
+        )
+    dev = np.array([r["deviation"] for r in recs])
+    out["deviation_median"] = float(np.median(dev))
+    out["deviation_below_0.05"] = float(np.mean(dev <= 0.05))
+    strat = {}
+    for n in sorted({r["n"] for r in recs}):
+        by = {g: [r["error"] for r in recs if r["n"] == n and r["regime"] == g]
+              for g in ("split", "merge")}  # fmt: skip
+        if by["split"] and by["merge"]:
+            # each regime has probability 1/2 (lambda - 1 is symmetric to leading order)
+            ms = 0.5 * np.mean(np.square(by["split"])) + 0.5 * np.mean(np.square(by["merge"]))
+            strat[n] = {
+                "rms": float(np.sqrt(ms)),
+                "theory": float((np.pi * n) ** -0.25),
+                "n_split": len(by["split"]),
+                "n_merge": len(by["merge"]),
+            }
+    out["stratified_rms"] = strat
+    out["comparison"] = (
+        slope_comparison(out["slope"], out["slope_se"])
+        + f" (sizes {sizes[0]:.0e} to {sizes[-1]:.0e}, datasets in seed order.) "
+        + prediction_summary(
+            [[r["error"]] for r in recs], [[r["predicted"]] for r in recs], [r["n"] for r in recs]
+        )
+    )
+
+
 def markdown(out: dict) -> str:
-    """The results as a Markdown table (one row per size and run) and the fitted slope."""
+    """The results as Markdown: a row per size, then every dataset, then the comparison."""
+    recs = out["datasets"]
     lines = [
-        "| N | seeds | steps | RMS error | min | max | max final change | seconds |",
+        "| N | datasets | steps | RMS error | (pi N)^(-1/4) | median |err - pred| N^(1/4) "
+        "| max final change | seconds (all datasets of the stage) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for m in out["stages"]:
-        for n, st, e, ch, sec in zip(
-            m["sizes"], m["steps"], m["errors"], m["final_change"], m["seconds"], strict=True
-        ):
-            rms = math.sqrt(sum(x * x for x in e) / len(e))
-            lines.append(
-                f"| {n} | {len(e)} | {st} | {rms:.3e} | {min(e):.1e} | {max(e):.1e} "
-                f"| {max(ch):.1e} | {sec:.0f} |"
-            )
+    for n in sorted({r["n"] for r in recs}):
+        rs = [r for r in recs if r["n"] == n]
+        e = np.array([r["error"] for r in rs])
+        rel = np.median([r["deviation"] for r in rs])
+        secs = sorted({r["stage_seconds"] for r in rs})
+        lines.append(
+            f"| {n:.0e} | {len(rs)} | {rs[0]['steps']} | {np.sqrt(np.mean(e**2)):.3e} "
+            f"| {(np.pi * n) ** -0.25:.3e} | {rel:.1e} "
+            f"| {max(r['final_change'] for r in rs):.1e} | {' + '.join(f'{x:.0f}' for x in secs)} |"
+        )
+    big = [r for r in recs if r["n"] >= 10**6]
+    lines += [
+        "",
+        "Datasets at N >= 1e6 (`regime`: the first seed whose sample variance is above / "
+        "below 1, chosen from the data before the run):",
+        "",
+        "| N | seed | drawn | regime | lambda - 1 | final error | predicted optimum "
+        "| deviation / N^(-1/4) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in big:
+        lines.append(
+            f"| {r['n']:.0e} | {r['seed']} | {r['how']} | {r['regime']} "
+            f"| {r['lambda_minus_1']:+.2e} | {r['error']:.4e} | {r['predicted']:.4e} "
+            f"| {r['deviation']:.1e} |"
+        )
+    lines += [
+        "",
+        "RMS error stratified by regime (each regime has probability 1/2, so the RMS is "
+        "sqrt((mean split err^2 + mean merge err^2) / 2)), against the leading-order "
+        "(pi N)^(-1/4):",
+        "",
+        "| N | split / merge datasets | stratified RMS | (pi N)^(-1/4) | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for n, v in out["stratified_rms"].items():
+        lines.append(
+            f"| {int(n):.0e} | {v['n_split']} / {v['n_merge']} | {v['rms']:.3e} "
+            f"| {v['theory']:.3e} | {v['rms'] / v['theory']:.2f} |"
+        )
     lines += ["", out["comparison"]]
     return "\n".join(lines) + "\n"
 
 
+def figure(out: dict, stem: str) -> None:
+    """Error vs N: every dataset, its predicted optimum, the RMS and (pi N)^(-1/4)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gmmscape.experiments.output import save_figure
+
+    recs = out["datasets"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for regime, color in (("split", "C0"), ("merge", "C1")):
+        rs = [r for r in recs if r["regime"] == regime]
+        ax.loglog([r["n"] for r in rs], [r["error"] for r in rs], "o", color=color,
+                  alpha=0.6, label=f"final error ({regime} datasets)")  # fmt: skip
+    ax.loglog([r["n"] for r in recs], [r["predicted"] for r in recs], "x", color="k", ms=4,
+              label="each dataset's predicted optimum")  # fmt: skip
+    st = out["stratified_rms"]
+    ns = np.array(sorted(int(n) for n in st), dtype=float)
+    ax.loglog(ns, [st[str(int(n))]["rms"] for n in ns], "-",  # JSON keys are strings
+              color="C2", label="RMS (stratified by regime)")  # fmt: skip
+    ax.loglog(ns, (np.pi * ns) ** -0.25, ":", color="k", label="(pi N)^(-1/4)")
+    ax.set_xlabel("sample size N")
+    ax.set_ylabel("final max_i |mu_i|")
+    ax.set_title(f"Sample gradient EM, n = 2, d = 1: slope {out['slope']:.3f} +- "
+                 f"{out['slope_se']:.3f}")  # fmt: skip
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, RESULTS / stem)
+    plt.close(fig)
+
+
 def save(out: dict, stem: str) -> None:
-    """Refit the slope over every size so far and write the JSON and Markdown atomically."""
-    per_size: dict[int, list[float]] = {}
-    for m in out["stages"]:
-        for n, e in zip(m["sizes"], m["errors"], strict=True):
-            per_size.setdefault(int(n), []).extend(e)
-    sizes = sorted(per_size)
-    out["sizes"] = sizes
-    out["seeds_per_size"] = [len(per_size[n]) for n in sizes]
-    out["slope"], out["slope_se"] = rms_slope(sizes, [per_size[n] for n in sizes])
-    out["comparison"] = slope_comparison(out["slope"], out["slope_se"])
+    """Summarize every dataset so far and write the JSON, Markdown and figure atomically."""
+    summarize(out)
     out["machine"]["loadavg_end"] = os.getloadavg()
     RESULTS.mkdir(exist_ok=True)
     for ext, text in (("json", json.dumps(out, indent=2, default=float)), ("md", markdown(out))):
         tmp = RESULTS / f".{stem}.{ext}.tmp"
         tmp.write_text(text)
         tmp.replace(RESULTS / f"{stem}.{ext}")
+    figure(json.loads((RESULTS / f"{stem}.json").read_text()), stem)
 
 
 def first_seed(n: int, j: int, regime: str) -> int:
@@ -113,7 +248,16 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=12)
     ap.add_argument("--size", type=float, help="run one dataset of this size (with --regime)")
     ap.add_argument("--regime", choices=("split", "merge"))
+    ap.add_argument(
+        "--summarize", action="store_true", help="rebuild the summary from saved stages"
+    )
     args = ap.parse_args()
+    if args.summarize:
+        stem = "overparam_samples"
+        out = json.loads((RESULTS / f"{stem}.json").read_text())
+        save(out, stem)
+        print(out["comparison"])
+        return
     if args.size:
         if args.regime is None or int(args.size) not in LARGE:
             ap.error(f"--size takes one of {list(LARGE)} and needs --regime")
