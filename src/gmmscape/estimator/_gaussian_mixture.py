@@ -162,7 +162,9 @@ def device_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int, offset
         xi = np.zeros((rows, d), X.dtype)
         if hi > lo:
             xi[: hi - lo] = X[lo:hi] if offset is None else X[lo:hi] - offset
-        xc = _set_chunk(xc, i, xi)
+        # wait for each in-place write: queuing many donated updates at once has hung
+        # the CPU runtime (a race seen about once in four fits)
+        xc = _set_chunk(xc, i, xi).block_until_ready()
     wp = np.zeros(rows * n_chunks, X.dtype)
     wp[:n] = w
     return xc, jnp.asarray(wp.reshape(n_chunks, rows))

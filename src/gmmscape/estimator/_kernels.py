@@ -376,9 +376,13 @@ def precision_cholesky(
         ok = jnp.all(jnp.isfinite(lo), axis=(-2, -1)) & jnp.all(piv * piv > small, axis=-1)
         return lo, ok
 
-    lo, ok = chol_ok(batched)
+    # One factorization call for both candidates: two independent batched LAPACK calls
+    # can run concurrently on XLA's CPU pool and deadlock it (each waits for sub-tasks
+    # the other's thread would run; seen on 2 cores with jaxlib 0.10).
     c2 = batched + floor * eye
-    lo2, ok2 = chol_ok(c2)
+    b = batched.shape[0]
+    lo_all, ok_all = chol_ok(jnp.concatenate([batched, c2]))
+    lo, lo2, ok, ok2 = lo_all[:b], lo_all[b:], ok_all[:b], ok_all[b:]
     diag = jnp.maximum(jnp.diagonal(batched, axis1=-2, axis2=-1), 0.0) + floor
     c3 = eye * diag[..., None, :]
     lo3 = eye * jnp.sqrt(diag)[..., None, :]
