@@ -40,6 +40,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/overparam_samples.py
 	$(BIN)/python benchmarks/sweep_throughput.py
 	$(BIN)/python benchmarks/estimator_speed.py
+	$(BIN)/python benchmarks/estimator_peers.py
+	$(BIN)/python benchmarks/estimator_memory.py
 	$(BIN)/python benchmarks/estimator_recovery.py
 	$(BIN)/python benchmarks/landscape_speed.py
 
