@@ -41,17 +41,6 @@ from gmmscape.estimator._kernels import Masks, Params
 PARTIAL_EM_ITER = 10
 
 
-def _scan_sum(fn, xc, wc):
-    first = fn(xc[0], wc[0])
-    if xc.shape[0] == 1:
-        return first
-
-    def body(acc, xw):
-        return jax.tree_util.tree_map(jnp.add, acc, fn(xw[0], xw[1])), None
-
-    return jax.lax.scan(body, first, (xc[1:], wc[1:]))[0]
-
-
 def _resp(x, params, cov_type):
     lw = K.weighted_log_prob(x, params, cov_type)
     return jnp.exp(lw - jax.nn.logsumexp(lw, axis=1, keepdims=True))
@@ -84,7 +73,7 @@ def scatter_stats(xc, wc, params, *, cov_type):
         nk, s1, s2 = K.moments(x, wr, "full")
         return nk, s1, s2, wr.T @ r
 
-    return _scan_sum(fn, xc, wc)
+    return K._chunk_sum(fn, xc, wc)
 
 
 @partial(jax.jit, static_argnames=("cov_type",))
@@ -113,7 +102,7 @@ def axis_moments(xc, wc, params, centers, dirs, *, cov_type):
         u2 = u * u
         return jnp.sum(wr * u2, axis=0), jnp.sum(wr * u2 * u2, axis=0)
 
-    return _scan_sum(fn, xc, wc)
+    return K._chunk_sum(fn, xc, wc)
 
 
 def criteria(fd, params: Params, cov_type: str):
