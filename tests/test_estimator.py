@@ -175,6 +175,35 @@ def test_chunked_equals_one_chunk():
     np.testing.assert_allclose(a.covariances_, b.covariances_, atol=1e-10)
 
 
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_threaded_statistics_match_sklearn_and_one_loop(ct, capsys):
+    # 37-row chunks: 17 of them, summed by 2 host threads (8 and 9 chunks) per iteration
+    kw = dict(covariance_type=ct, random_state=0, tol=1e-8, max_iter=200, chunk_size=37)
+    a = GaussianMixture(3, n_threads=2, verbose=1, **kw).fit(X)
+    assert "statistics on 2 threads" in capsys.readouterr().out
+    b = SkGM(3, **{k: v for k, v in kw.items() if k != "chunk_size"}).fit(X)
+    assert a.n_iter_ == b.n_iter_ and a.converged_
+    np.testing.assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=1e-10)
+    np.testing.assert_allclose(a.means_, b.means_, atol=1e-8)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, atol=1e-8)
+    # restarts that stop at different iterations keep their values in the host loop too
+    kw.update(n_init=3, init_params="random", tol=1e-6)
+    c = GaussianMixture(3, n_threads=3, **kw).fit(X)
+    d = GaussianMixture(3, n_threads=1, **kw).fit(X)
+    assert c.n_iter_ == d.n_iter_
+    np.testing.assert_allclose(c.lower_bounds_, d.lower_bounds_, rtol=1e-12)
+    np.testing.assert_allclose(c.weights_, d.weights_, atol=1e-12)
+
+
+def test_stat_threads_gives_each_thread_two_chunks():
+    from gmmscape.estimator._gaussian_mixture import stat_threads
+
+    assert stat_threads(4, 5) == 2
+    assert stat_threads(8, 100) == 8
+    assert stat_threads(1, 100) == 1
+    assert stat_threads(None, 3) == 1  # one chunk per thread is not worth a host loop
+
+
 def test_dask_input_matches_numpy():
     da = pytest.importorskip("dask.array")
     w = np.linspace(0.5, 1.5, len(X))
@@ -357,9 +386,14 @@ def test_dask_distributed_cluster_reduces_the_statistics():
     np.testing.assert_array_equal(labels, b.predict(X))
 
 
-def test_verbose_prints_each_iteration_live(capsys):
-    # every iteration of every start is printed from inside the compiled loop, once
-    gm = GaussianMixture(3, n_init=3, verbose=2, verbose_interval=1, random_state=0, tol=1e-6)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_verbose_prints_each_iteration_live(capsys, threads):
+    # every iteration of every start is printed from inside the compiled loop (or, with
+    # threads, from the host loop), once
+    gm = GaussianMixture(
+        3, n_init=3, verbose=2, verbose_interval=1, random_state=0, tol=1e-6,
+        chunk_size=64, n_threads=threads,
+    )  # fmt: skip
     gm.fit(X)
     out = capsys.readouterr().out
     live = re.findall(r"Initialization (\d), iteration (\d+)\t lower bound (\S+)", out)

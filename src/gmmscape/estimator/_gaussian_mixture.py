@@ -10,7 +10,9 @@ blocks, and stores the fitted attributes as NumPy arrays.
 from __future__ import annotations
 
 import math
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from numbers import Integral, Real
@@ -89,6 +91,17 @@ def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | Non
         rows = max(16, _next_pow2(n)) if chunk_size is None else rows
         return rows, 1
     return rows, math.ceil(n / rows)
+
+
+def stat_threads(n_threads: int | None, n_chunks: int) -> int:
+    """Host threads for the statistics: ``n_threads`` (default: usable cores), at most
+    one per two chunks; 1 means one compiled loop."""
+    if n_threads is None:
+        n_threads = (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        )
+    t = min(int(n_threads or 1), n_chunks // 2)
+    return t if t >= 2 else 1
 
 
 def trace_length(max_iter: int) -> int:
@@ -221,6 +234,7 @@ class _FitData:
     dask_x: Any = None
     dask_w: Any = None
     chunk_size: int | None = None
+    threads: int = 1
 
     def hyper(self, reg_covar, step_size, tol, n_max):
         dt = self.dtype
@@ -234,10 +248,25 @@ class _FitData:
 
     # -- statistics over the whole data, for a batch of parameters --------------------
     def stats(self, params: Params) -> K.SuffStats:
-        """Summed statistics for a batch of parameters (leading axis b)."""
-        if self.dask_x is None:
+        """Summed statistics for a batch of parameters (leading axis b).
+
+        In memory with ``threads > 1``, each host thread sums its own range of chunks of
+        the one data buffer (JAX releases the GIL; the compiled chunk loop uses one core).
+        """
+        if self.dask_x is not None:
+            return _dask_reduce(self, _block_stats, params)
+        if self.threads <= 1:
             return K.batched_stats(self.xc, self.wc, params, cov_type=self.cov_type)
-        return _dask_reduce(self, _block_stats, params)
+        bounds = np.linspace(0, self.wc.shape[0], self.threads + 1).astype(int)
+
+        def part(g):
+            lo, hi = jnp.int32(bounds[g]), jnp.int32(bounds[g + 1])
+            st = K.batched_stats(self.xc, self.wc, params, lo, hi, cov_type=self.cov_type)
+            return jax.block_until_ready(st)
+
+        with ThreadPoolExecutor(self.threads) as pool:
+            parts = list(pool.map(part, range(self.threads)))
+        return jax.tree_util.tree_map(lambda *a: sum(a[1:], a[0]), *parts)
 
     def reduce(self, fn, *args):
         """Sum ``fn(xc, wc, *args)`` (a jitted chunk-scanning function) over the data."""
@@ -246,11 +275,14 @@ class _FitData:
         return _dask_reduce(self, _block_generic, (fn, args))
 
     def run_em(self, params, masks, lb0, hyper, max_iter, report: int = 0) -> K.EMResult:
-        """EM for a batch of starts (vmapped and compiled in memory; per step on Dask).
+        """EM for a batch of starts.
 
-        ``report > 0`` prints every ``report``-th iteration of each start as it runs.
+        One vmapped, compiled ``while_loop`` in memory on one thread; a host loop over
+        iterations (the same kernels) when the statistics are summed by several threads
+        or on Dask. ``report > 0`` prints every ``report``-th iteration of each start as
+        it runs.
         """
-        if self.dask_x is None:
+        if self.dask_x is None and self.threads <= 1:
             return K.em_batch(
                 self.xc,
                 self.wc,
@@ -263,7 +295,7 @@ class _FitData:
                 max_iter=max_iter,
                 report=report,
             )
-        return _dask_em(self, params, masks, lb0, hyper, max_iter, report)
+        return _host_em(self, params, masks, lb0, hyper, max_iter, report)
 
 
 def _block_chunks(xb, wb, offset, dtype, chunk_size, k):
@@ -309,8 +341,11 @@ def _dask_reduce(fd: _FitData, block_fn, payload):
     return jax.tree_util.tree_map(jnp.asarray, total)
 
 
-def _dask_em(fd: _FitData, params, masks, lb0, hyper, max_iter, report=0) -> K.EMResult:
-    """EM with statistics reduced on the Dask cluster and the same M-step kernel."""
+def _host_em(fd: _FitData, params, masks, lb0, hyper, max_iter, report=0) -> K.EMResult:
+    """EM driven from the host: :meth:`_FitData.stats` (threads or Dask), the M-step kernel.
+
+    The stopping rule, trace and result are those of :func:`K.em_batch`.
+    """
     tol, n_max = float(hyper[3]), int(hyper[4])
     b = lb0.shape[0]
     lb = np.asarray(lb0, dtype=np.float64).copy()
@@ -426,6 +461,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Largest number of accepted moves (default ``n_components``).
     refine_candidates : int, default 5
         Candidate moves evaluated (as one vmapped batch) per round.
+    n_threads : int, optional
+        Host threads that sum the E-step statistics of in-memory data, each over its own
+        range of chunks (default: every core this process may run on, as scikit-learn's
+        BLAS does). Used only when every thread gets at least two chunks; otherwise, and
+        with ``n_threads=1``, each EM run is one compiled loop on one thread.
 
     Attributes
     ----------
@@ -472,6 +512,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "refine": ["boolean"],
         "refine_max_moves": [Interval(Integral, 0, None, closed="left"), None],
         "refine_candidates": [Interval(Integral, 1, None, closed="left")],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -499,6 +540,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         refine=False,
         refine_max_moves=None,
         refine_candidates=5,
+        n_threads=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -522,6 +564,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.refine = refine
         self.refine_max_moves = refine_max_moves
         self.refine_candidates = refine_candidates
+        self.n_threads = n_threads
 
     # ----------------------------------------------------------------------------------
     # validation
@@ -657,9 +700,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         fd, params0, masks, lb0 = self._prepare_fit(X, sample_weight)
         hyper = fd.hyper(self.reg_covar, self.step_size, self.tol, self.max_iter)
         if self.verbose > 0:
+            how = "vmapped" if fd.threads <= 1 else f"vmapped, statistics on {fd.threads} threads"
+            how = how if fd.dask_x is None else "statistics on Dask"
             print(
-                f"Initializations 0..{lb0.shape[0] - 1}: EM on all of them at once "
-                f"({'vmapped' if fd.dask_x is None else 'statistics on Dask'})",
+                f"Initializations 0..{lb0.shape[0] - 1}: EM on all of them at once ({how})",
                 flush=True,
             )
         report = self.verbose_interval if self.verbose >= 2 else 0
@@ -747,6 +791,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             n_batch = self.n_init if do_init else 1
             rows, n_chunks = chunk_layout(n, k, d, n_batch, self.chunk_size)
             fd.xc, fd.wc = device_chunks(X, w, rows, n_chunks, fd.offset)
+            fd.threads = stat_threads(self.n_threads, n_chunks)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         starts = []
         if do_init:

@@ -7,7 +7,7 @@ One implementation of each piece (DESIGN.md section 1):
   total weight ``W``, ``N_k = sum w r_k``, ``S1_k = sum w r_k x`` and the second moments
   ``S2`` (``sum w r_k x x^T`` for ``full``, ``sum w x x^T`` for ``tied``,
   ``sum w r_k x**2`` for ``diag`` and ``spherical``). The in-memory path, the chunked path
-  (:func:`scan_stats`: ``lax.scan`` over fixed-size chunks padded with zero weights) and the
+  (:func:`scan_stats`: a loop over fixed-size chunks padded with zero weights) and the
   Dask path (the same function mapped over Dask blocks, summed on the cluster) all call it.
 * :func:`m_step` turns summed statistics into parameters; the mean and weight updates are
   those of :mod:`gmmscape.core.updates` (``em_means``, ``gradient_em_means``), the
@@ -202,23 +202,26 @@ def moments(x: jax.Array, wr: jax.Array, cov_type: str):
     return nk, s1, s2
 
 
-def _chunk_sum(fn, *chunked):
-    """``sum_i fn(*(a[i] for a in chunked))`` over the leading (chunk) axis, in a loop.
+def _chunk_sum(fn, *chunked, lo=0, hi=None):
+    """``sum_i fn(*(a[i] for a in chunked))`` over chunks ``lo <= i < hi``, in a loop.
 
     Only one chunk's intermediates are alive at a time; ``fn`` returns a pytree. Chunks
-    are read by dynamic index: slicing the stacked arrays would copy all the data.
+    are read by dynamic index: slicing the stacked arrays would copy all the data. ``lo``
+    and ``hi`` (default: every chunk; ``lo < hi``) may be traced, so host threads can sum
+    disjoint ranges of the same buffer with one compiled function.
     """
-    first = fn(*(a[0] for a in chunked))
+    hi = chunked[0].shape[0] if hi is None else hi
+    first = fn(*(a[lo] for a in chunked))
 
     def body(i, acc):
         return jax.tree_util.tree_map(jnp.add, acc, fn(*(a[i] for a in chunked)))
 
-    return jax.lax.fori_loop(1, chunked[0].shape[0], body, first)
+    return jax.lax.fori_loop(lo + 1, hi, body, first)
 
 
 @partial(jax.jit, static_argnames=("k", "cov_type"))
 def scan_label_moments(xc: jax.Array, wc: jax.Array, lc: jax.Array, k: int, cov_type: str):
-    """:func:`moments` of hard assignments, summed over fixed-size chunks with ``lax.scan``.
+    """:func:`moments` of hard assignments, summed over fixed-size chunks in a loop.
 
     The responsibilities are one-hot rows built chunk by chunk, so memory is bounded by
     one chunk's intermediates, ``O(m k d)``, and the labels (``n`` ints).
@@ -265,16 +268,22 @@ def chunk_stats(x: jax.Array, w: jax.Array, params: Params, cov_type: str) -> Su
     SuffStats
     """
     lw = weighted_log_prob(x, params, cov_type)
-    l = jax.nn.logsumexp(lw, axis=1)
-    resp = jnp.exp(lw - l[:, None])
-    nk, s1, s2 = moments(x, w[:, None] * resp, cov_type)
+    # log-sum-exp and responsibilities from one exp per entry (the E-step's largest cost)
+    top = jnp.max(lw, axis=1, keepdims=True)
+    top = jnp.where(jnp.isfinite(top), top, 0.0)
+    e = jnp.exp(lw - top)
+    tot = jnp.sum(e, axis=1, keepdims=True)
+    l = (top + jnp.log(tot))[:, 0]
+    nk, s1, s2 = moments(x, w[:, None] * (e / tot), cov_type)
     # padding rows have w = 0; where() keeps a -inf log-density there out of the sum
     ll = jnp.sum(jnp.where(w > 0, w * l, 0.0))
     return SuffStats(ll=ll, w=jnp.sum(w), nk=nk, s1=s1, s2=s2)
 
 
-def scan_stats(xc: jax.Array, wc: jax.Array, params: Params, cov_type: str) -> SuffStats:
-    """:func:`chunk_stats` summed over fixed-size chunks with ``lax.scan``.
+def scan_stats(
+    xc: jax.Array, wc: jax.Array, params: Params, cov_type: str, lo=0, hi=None
+) -> SuffStats:
+    """:func:`chunk_stats` summed over fixed-size chunks in a loop.
 
     Memory is bounded by one chunk's intermediates, ``O(m k d)``.
 
@@ -284,12 +293,14 @@ def scan_stats(xc: jax.Array, wc: jax.Array, params: Params, cov_type: str) -> S
     wc : array of shape (n_chunks, m)
     params : Params
     cov_type : str
+    lo, hi : int or int array of shape (), optional
+        Sum chunks ``lo <= i < hi`` only (default all).
 
     Returns
     -------
     SuffStats
     """
-    return _chunk_sum(lambda x, w: chunk_stats(x, w, params, cov_type), xc, wc)
+    return _chunk_sum(lambda x, w: chunk_stats(x, w, params, cov_type), xc, wc, lo=lo, hi=hi)
 
 
 # --------------------------------------------------------------------------------------
@@ -583,21 +594,25 @@ def em_batch(
 
 
 @partial(jax.jit, static_argnames=("cov_type",))
-def batched_stats(xc, wc, params, *, cov_type) -> SuffStats:
-    """:func:`scan_stats` vmapped over a batch of parameters (used per Dask block).
+def batched_stats(xc, wc, params, lo=None, hi=None, *, cov_type) -> SuffStats:
+    """:func:`scan_stats` vmapped over a batch of parameters (per Dask block or thread).
 
     Parameters
     ----------
     xc : array of shape (n_chunks, m, d)
     wc : array of shape (n_chunks, m)
     params : Params with a leading batch axis
+    lo, hi : int array of shape (), optional
+        Sum chunks ``lo <= i < hi`` only (default all); traced, so every range of the
+        same buffer runs one compiled function.
     cov_type : str
 
     Returns
     -------
     SuffStats with a leading batch axis
     """
-    return jax.vmap(lambda p: scan_stats(xc, wc, p, cov_type))(params)
+    lo = 0 if lo is None else lo
+    return jax.vmap(lambda p: scan_stats(xc, wc, p, cov_type, lo, hi))(params)
 
 
 @partial(jax.jit, static_argnames=("cov_type", "algorithm"))
