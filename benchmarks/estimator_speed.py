@@ -146,10 +146,11 @@ def cost(n, d, k, ct):
     return n * k * d * d if ct == "full" else 4 * n * k * d
 
 
-def run_cell(n, d, k, ct, dtype, peak, sk_rate, reps=None):
+def run_cell(n, d, k, ct, dtype, peak, sk_rate, reps=None, threads=None):
     from sklearn.mixture import GaussianMixture as SkGM
 
     from gmmscape.estimator import GaussianMixture
+    from gmmscape.estimator._gaussian_mixture import chunk_layout, stat_threads
 
     X, start = make_data(n, d, k, dtype)
     prec = np.tile(np.eye(d), (k, 1, 1)) if ct == "full" else np.ones((k, d))
@@ -169,10 +170,11 @@ def run_cell(n, d, k, ct, dtype, peak, sk_rate, reps=None):
     # gmmscape's iterations are cheap: time more of them for a steadier difference
     r_ours = max(r, 10) if n * k * d <= 16 * 10**7 else r
     load0 = os.getloadavg()
-    t_ours, g_ours = per_iteration(GaussianMixture, X, kw, r_ours, warm=True, reps=reps)
+    ours = dict(kw, n_threads=threads)
+    t_ours, g_ours = per_iteration(GaussianMixture, X, ours, r_ours, warm=True, reps=reps)
     t_sk, g_sk = per_iteration(SkGM, X, kw, r, reps=reps)
     if r_ours != r:  # the log-likelihood comparison needs the same number of iterations
-        _, g_ours = fit_time(GaussianMixture, X, kw, 1 + r)
+        _, g_ours = fit_time(GaussianMixture, X, ours, 1 + r)
     t_stats = stats_pass_rate(g_ours, X, ct)
     flops = 4 * n * k * d * d if ct == "full" else 8 * n * k * d
     lb_o, lb_s = float(g_ours.lower_bound_), float(g_sk.lower_bound_)
@@ -185,6 +187,7 @@ def run_cell(n, d, k, ct, dtype, peak, sk_rate, reps=None):
         "iterations": r,
         "iterations_gmmscape": r_ours,
         "repetitions": reps,
+        "gmmscape_threads": stat_threads(threads, chunk_layout(n, k, d)[1]),
         "gmmscape_s_per_iter": t_ours,
         "sklearn_s_per_iter": t_sk,
         "speedup": t_sk / t_ours,
@@ -206,15 +209,16 @@ def to_markdown(res: SpeedResults) -> str:
         f"Machine: {res.machine}. Matrix-multiply rate (jnp.dot 2048^2): "
         + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in res.matmul_gflops.items()),
         "",
-        "| N | d | k | cov | dtype | sklearn s/iter | gmmscape s/iter | speed-up | "
-        "stats pass GFLOP/s | of matmul peak | loglik rel. diff | load (1 min) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| N | d | k | cov | dtype | sklearn s/iter | gmmscape s/iter | gmmscape threads | "
+        "speed-up | stats pass GFLOP/s | of matmul peak | loglik rel. diff | load (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in res.cells:
         lines.append(
             f"| {c['n']:.0e} | {c['d']} | {c['k']} | {c['covariance_type']} | {c['dtype']} | "
             f"{c['sklearn_s_per_iter']:.4f} | {c['gmmscape_s_per_iter']:.4f} | "
-            f"**{c['speedup']:.1f}x** | {c['stats_pass_gflops']:.1f} | "
+            f"{c.get('gmmscape_threads', 'not recorded')} | **{c['speedup']:.1f}x** | "
+            f"{c['stats_pass_gflops']:.1f} | "
             f"{100 * c['fraction_of_matmul_peak']:.0f}% | {c['loglik_rel_diff']:.1e} | "
             f"{c['loadavg_before'][0]:.1f} |"
         )
@@ -242,12 +246,19 @@ def main():
         "measured R times each; writes estimator_speed_headline.{json,md}",
     )
     ap.add_argument("--resume", action="store_true", help="keep the cells of an earlier run's JSON")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="gmmscape's n_threads (default: all usable cores); the results get a suffix",
+    )
     args = ap.parse_args()
     import jax
     import sklearn
 
     t_start = time.perf_counter()
     name = "estimator_speed_quick" if args.quick else "estimator_speed"
+    name += "" if args.threads is None else f"_threads{args.threads}"
     peak = {"float64": matmul_rate(np.float64), "float32": matmul_rate(np.float32)}
     res = SpeedResults(
         machine={
@@ -261,10 +272,10 @@ def main():
         matmul_gflops=peak,
     )
     if args.headline:
-        name = "estimator_speed_headline"
+        name = name.replace("estimator_speed", "estimator_speed_headline")
         for _ in range(args.headline):
             for ct in ("full", "diag"):
-                cell = run_cell(*HEADLINE, ct, np.float64, peak, {}, reps=3)
+                cell = run_cell(*HEADLINE, ct, np.float64, peak, {}, reps=3, threads=args.threads)
                 res.cells.append(cell)
                 res.seconds = time.perf_counter() - t_start
                 write_json(res, RESULTS / f"{name}.json")
@@ -317,7 +328,7 @@ def main():
                     )
                 )
                 continue
-        cell = run_cell(n, d, k, ct, dt, peak, sk_rate)
+        cell = run_cell(n, d, k, ct, dt, peak, sk_rate, threads=args.threads)
         # scikit-learn's throughput at the largest cell so far predicts the next ones
         if np.isfinite(cell["sklearn_s_per_iter"]) and (
             cost(n, d, k, ct) >= 1e8 or ct not in sk_rate
