@@ -200,8 +200,11 @@ def per_iter(run, reps, budget=BUDGET_S):
     return (diff / r if diff > 0 else float("nan")), r, ll
 
 
-def measure(X64, start, reps, budget=BUDGET_S):
-    """All rows of one cell: (library, covariance, dtype) in a fixed order."""
+def measure(X64, start, reps, budget=BUDGET_S, save=lambda rows: None):
+    """All rows of one cell: (library, covariance, dtype) in a fixed order.
+
+    ``save(rows)`` is called after every row with the rows so far.
+    """
     import torch
     from sklearn.mixture import GaussianMixture as SkGM
 
@@ -258,6 +261,7 @@ def measure(X64, start, reps, budget=BUDGET_S):
             except Exception as e:  # report a library that fails instead of stopping
                 rows.append(dict(row, status=f"failed: {type(e).__name__}: {e}"))
                 print(f"{label} {ct} {dt}: {rows[-1]['status']}", flush=True)
+                save(rows)
                 continue
             row.update(
                 status="measured",
@@ -278,6 +282,12 @@ def measure(X64, start, reps, budget=BUDGET_S):
                 f"rel. diff vs scikit-learn {row['loglik_rel_diff']:.1e}",
                 flush=True,
             )
+            save(rows)
+    return rows
+
+
+def add_speedups(rows: list[dict]) -> list[dict]:
+    """Set each measured peer row's ``speedup_of_gmmscape`` (its time over gmmscape's)."""
     for row in rows:  # gmmscape's time at the same covariance and dtype over the row's
         ours = [
             x
@@ -357,11 +367,15 @@ def main():
             "pomegranate": version("pomegranate"),
         },
     }
-    res["rows"] = measure(X, start, args.reps, 1.0 if args.quick else BUDGET_S)
-    res["seconds"] = time.perf_counter() - t_start
     name = "estimator_peers_quick" if args.quick else "estimator_peers"
-    write_json(res, RESULTS / f"{name}.json")
-    write_bytes(RESULTS / f"{name}.md", to_markdown(res).encode())
+
+    def save(rows):  # after every row, so a stopped run keeps what it measured
+        res["rows"] = add_speedups(rows)
+        res["seconds"] = time.perf_counter() - t_start
+        write_json(res, RESULTS / f"{name}.json")
+        write_bytes(RESULTS / f"{name}.md", to_markdown(res).encode())
+
+    measure(X, start, args.reps, 1.0 if args.quick else BUDGET_S, save)
     print(to_markdown(res))
 
 
