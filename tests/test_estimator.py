@@ -195,13 +195,13 @@ def test_threaded_statistics_match_sklearn_and_one_loop(ct, capsys):
     np.testing.assert_allclose(c.weights_, d.weights_, atol=1e-12)
 
 
-def test_stat_threads_gives_each_thread_two_chunks():
+def test_stat_threads_gives_each_thread_four_chunks():
     from gmmscape.estimator._gaussian_mixture import stat_threads
 
-    assert stat_threads(4, 5) == 2
+    assert stat_threads(4, 9) == 2
     assert stat_threads(8, 100) == 8
     assert stat_threads(1, 100) == 1
-    assert stat_threads(None, 3) == 1  # one chunk per thread is not worth a host loop
+    assert stat_threads(None, 7) == 1  # too few chunks to be worth a host loop
 
 
 def test_dask_input_matches_numpy():

@@ -95,12 +95,13 @@ def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | Non
 
 def stat_threads(n_threads: int | None, n_chunks: int) -> int:
     """Host threads for the statistics: ``n_threads`` (default: usable cores), at most
-    one per two chunks; 1 means one compiled loop."""
+    one per four chunks (below that the host loop costs more than the threads save);
+    1 means one compiled loop."""
     if n_threads is None:
         n_threads = (
             len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         )
-    t = min(int(n_threads or 1), n_chunks // 2)
+    t = min(int(n_threads or 1), n_chunks // 4)
     return t if t >= 2 else 1
 
 
@@ -247,16 +248,22 @@ class _FitData:
         )
 
     # -- statistics over the whole data, for a batch of parameters --------------------
-    def stats(self, params: Params) -> K.SuffStats:
-        """Summed statistics for a batch of parameters (leading axis b).
+    def stats(self, params: Params, pool: ThreadPoolExecutor | None = None) -> K.SuffStats:
+        """Summed statistics for a batch of parameters (leading axis b)."""
+        parts = self.stat_parts(params, pool)
+        return jax.tree_util.tree_map(lambda *a: sum(a[1:], a[0]), *parts)
 
-        In memory with ``threads > 1``, each host thread sums its own range of chunks of
-        the one data buffer (JAX releases the GIL; the compiled chunk loop uses one core).
+    def stat_parts(self, params: Params, pool: ThreadPoolExecutor | None = None) -> tuple:
+        """Statistics for a batch of parameters, as partial sums that add up to the total.
+
+        In memory with ``threads > 1``, each host thread (of ``pool``, or of a pool made
+        for the call) sums its own range of chunks of the one data buffer: JAX releases
+        the GIL, and a compiled chunk loop runs its small operations on one core.
         """
         if self.dask_x is not None:
-            return _dask_reduce(self, _block_stats, params)
+            return (_dask_reduce(self, _block_stats, params),)
         if self.threads <= 1:
-            return K.batched_stats(self.xc, self.wc, params, cov_type=self.cov_type)
+            return (K.batched_stats(self.xc, self.wc, params, cov_type=self.cov_type),)
         bounds = np.linspace(0, self.wc.shape[0], self.threads + 1).astype(int)
 
         def part(g):
@@ -264,9 +271,10 @@ class _FitData:
             st = K.batched_stats(self.xc, self.wc, params, lo, hi, cov_type=self.cov_type)
             return jax.block_until_ready(st)
 
-        with ThreadPoolExecutor(self.threads) as pool:
-            parts = list(pool.map(part, range(self.threads)))
-        return jax.tree_util.tree_map(lambda *a: sum(a[1:], a[0]), *parts)
+        if pool is None:
+            with ThreadPoolExecutor(self.threads) as own:
+                return tuple(own.map(part, range(self.threads)))
+        return tuple(pool.map(part, range(self.threads)))
 
     def reduce(self, fn, *args):
         """Sum ``fn(xc, wc, *args)`` (a jitted chunk-scanning function) over the data."""
@@ -353,29 +361,34 @@ def _host_em(fd: _FitData, params, masks, lb0, hyper, max_iter, report=0) -> K.E
     n_iter = np.zeros(b, int)
     conv = np.zeros(b, bool)
     nbad = np.zeros(b, int)
-    for it in range(n_max):
-        active = ~conv
-        st = fd.stats(params)
-        lb_new = np.asarray(st.ll / st.w, dtype=np.float64)
-        new, bad = K.batched_m_step(
-            st, params, masks, hyper, cov_type=fd.cov_type, algorithm=fd.algorithm
-        )
-        act = jnp.asarray(active)
-        params = jax.tree_util.tree_map(
-            lambda a, o, act=act: jnp.where(act.reshape((-1,) + (1,) * (a.ndim - 1)), a, o),
-            new,
-            params,
-        )
-        if report:
-            for i in np.flatnonzero(active):
-                K.print_iteration(i, it + 1, lb_new[i], lb_new[i] - lb[i], report)
-        trace[active, it] = lb_new[active]
-        n_iter[active] += 1
-        nbad[active] += np.asarray(bad)[active]
-        conv = conv | (active & (np.abs(lb_new - lb) < tol))
-        lb = np.where(active, lb_new, lb)
-        if conv.all():
-            break
+    pool = ThreadPoolExecutor(fd.threads) if fd.threads > 1 else None
+    try:
+        for it in range(n_max):
+            active = ~conv
+            params, lb_dev, bad = K.host_step(
+                fd.stat_parts(params, pool),
+                params,
+                masks,
+                jnp.asarray(active),
+                hyper,
+                cov_type=fd.cov_type,
+                algorithm=fd.algorithm,
+            )
+            lb_new, bad = jax.device_get((lb_dev, bad))
+            lb_new = np.asarray(lb_new, dtype=np.float64)
+            if report:
+                for i in np.flatnonzero(active):
+                    K.print_iteration(i, it + 1, lb_new[i], lb_new[i] - lb[i], report)
+            trace[active, it] = lb_new[active]
+            n_iter[active] += 1
+            nbad[active] += np.asarray(bad)[active]
+            conv = conv | (active & (np.abs(lb_new - lb) < tol))
+            lb = np.where(active, lb_new, lb)
+            if conv.all():
+                break
+    finally:
+        if pool is not None:
+            pool.shutdown()
     dt = fd.dtype
     return K.EMResult(
         params,
@@ -464,7 +477,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     n_threads : int, optional
         Host threads that sum the E-step statistics of in-memory data, each over its own
         range of chunks (default: every core this process may run on, as scikit-learn's
-        BLAS does). Used only when every thread gets at least two chunks; otherwise, and
+        BLAS does). Used only when every thread gets at least four chunks; otherwise, and
         with ``n_threads=1``, each EM run is one compiled loop on one thread.
 
     Attributes

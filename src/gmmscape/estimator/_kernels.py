@@ -637,6 +637,39 @@ def batched_m_step(st, params, masks, hyper, *, cov_type, algorithm):
     return jax.vmap(lambda s, p, m: fn(s, p, m, reg_covar, floor, step_size))(st, params, masks)
 
 
+@partial(jax.jit, static_argnames=("cov_type", "algorithm"))
+def host_step(parts, params, masks, active, hyper, *, cov_type, algorithm):
+    """One iteration of the host-driven EM loop, as one compiled call.
+
+    Sums the partial statistics (one per thread or the Dask total), takes the M-step of
+    every start and keeps the parameters of the starts that are done.
+
+    Parameters
+    ----------
+    parts : tuple of SuffStats, each with a leading batch axis b
+    params : Params with a leading batch axis
+    masks : Masks with a leading batch axis
+    active : bool array of shape (b,)
+        Starts still iterating.
+    hyper : tuple ``(reg_covar, floor, step_size, tol, n_max)``
+    cov_type, algorithm : str
+
+    Returns
+    -------
+    params : Params
+    lb : array of shape (b,)
+        Mean log-likelihood at the parameters passed in.
+    n_collapsed : array of shape (b,)
+    """
+    st = jax.tree_util.tree_map(lambda *a: sum(a[1:], a[0]), *parts)
+    new, bad = batched_m_step(st, params, masks, hyper, cov_type=cov_type, algorithm=algorithm)
+
+    def keep(a, o):
+        return jnp.where(active.reshape((-1,) + (1,) * (a.ndim - 1)), a, o)
+
+    return jax.tree_util.tree_map(keep, new, params), st.ll / st.w, bad
+
+
 @partial(jax.jit, static_argnames=("cov_type",))
 def chunked_log_prob(xc, params, *, cov_type) -> jax.Array:
     """:func:`weighted_log_prob` over chunks with ``lax.map``.
