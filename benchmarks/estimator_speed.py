@@ -217,7 +217,7 @@ def to_markdown(res: SpeedResults) -> str:
         lines.append(
             f"| {c['n']:.0e} | {c['d']} | {c['k']} | {c['covariance_type']} | {c['dtype']} | "
             f"{c['sklearn_s_per_iter']:.4f} | {c['gmmscape_s_per_iter']:.4f} | "
-            f"{c.get('gmmscape_threads', 'not recorded')} | **{c['speedup']:.1f}x** | "
+            f"{c.get('gmmscape_threads', '1 (earlier code)')} | **{c['speedup']:.1f}x** | "
             f"{c['stats_pass_gflops']:.1f} | "
             f"{100 * c['fraction_of_matmul_peak']:.0f}% | {c['loglik_rel_diff']:.1e} | "
             f"{c['loadavg_before'][0]:.1f} |"
@@ -246,6 +246,12 @@ def main():
         "measured R times each; writes estimator_speed_headline.{json,md}",
     )
     ap.add_argument("--resume", action="store_true", help="keep the cells of an earlier run's JSON")
+    ap.add_argument(
+        "--refresh",
+        action="store_true",
+        help="with --resume: measure again the cells of an earlier code version (no thread "
+        "count recorded) whose scikit-learn iteration took at most --cap seconds",
+    )
     ap.add_argument(
         "--threads",
         type=int,
@@ -304,7 +310,16 @@ def main():
         import json
 
         old = json.loads((RESULTS / f"{name}.json").read_text())
-        res.cells = old["cells"]
+        res.cells = [
+            c
+            for c in old["cells"]
+            if not (
+                args.refresh
+                and "gmmscape_threads" not in c
+                and np.isfinite(c["sklearn_s_per_iter"])
+                and c["sklearn_s_per_iter"] <= args.cap
+            )
+        ]
         for c in res.cells:
             done.add((c["n"], c["d"], c["k"], c["covariance_type"], c["dtype"]))
             cst = cost(c["n"], c["d"], c["k"], c["covariance_type"])
