@@ -467,7 +467,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     dtype : {None, "float32", "float64"}, default None
         Computation precision; None keeps float32 input as float32, otherwise float64.
     chunk_size : int, optional
-        Rows per chunk of the E-step; memory is bounded by ``chunk_size * k * d``.
+        Rows per chunk of the E-step; its memory is bounded by ``chunk_size * k * d``
+        per restart and per thread (see ``n_threads``).
     refine : bool, default False
         After EM, try split-and-merge moves and keep those that raise the likelihood.
     refine_max_moves : int, optional
