@@ -39,9 +39,10 @@ parameters, so equal EM agrees closely (pomegranate adds no ``reg_covar``).
 The machine is shared: ``os.getloadavg()`` is recorded with every row.
 
 Run: ``.venv/bin/python benchmarks/estimator_peers.py`` (headline cell, a few minutes) or
-``--quick`` (N = 2e4, d = 8, k = 4, seconds); ``--reps R`` (default 3). Results:
-``benchmarks/results/estimator_peers.{json,md}`` (``estimator_peers_quick.*`` with
-``--quick``).
+``--quick`` (N = 2e4, d = 8, k = 4, seconds); ``--reps R`` (default 3); ``--cell N,d,k``
+for another cell of the grid. Results: ``benchmarks/results/estimator_peers.{json,md}``
+(``estimator_peers_quick.*`` with ``--quick``, ``estimator_peers_N1e05_d64_k64.*`` with
+``--cell 1e5,64,64``).
 """
 
 from __future__ import annotations
@@ -345,11 +346,22 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="N=2e4, d=8, k=4: seconds")
     ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions (default 3)")
+    ap.add_argument(
+        "--cell",
+        default=None,
+        metavar="N,d,k",
+        help="another cell of the estimator_speed grid, e.g. 1e5,64,64 (results get a suffix)",
+    )
     args = ap.parse_args()
     import jax
 
     t_start = time.perf_counter()
     n, d, k = QUICK if args.quick else HEADLINE
+    if args.cell is not None:
+        try:
+            n, d, k = (int(float(v)) for v in args.cell.split(","))
+        except ValueError:
+            ap.error(f"--cell must be N,d,k (three numbers), got {args.cell!r}")
     X, start = make_data(n, d, k, np.float64)
     res = {
         "cell": [n, d, k],
@@ -368,6 +380,7 @@ def main():
         },
     }
     name = "estimator_peers_quick" if args.quick else "estimator_peers"
+    name += "" if args.cell is None else f"_N{n:.0e}_d{d}_k{k}".replace("+", "")
 
     def save(rows):  # after every row, so a stopped run keeps what it measured
         res["rows"] = add_speedups(rows)
