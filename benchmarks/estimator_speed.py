@@ -7,10 +7,11 @@ difference of two fits with ``max_iter = 1`` and ``max_iter = 1 + r``, divided b
 (scikit-learn cannot run ``max_iter = 0`` with ``precisions_init``), so initialization,
 data conversion and (for gmmscape, after a warm-up fit) JAX compilation are not counted.
 Both are measured in the same run, back to back; the ratio is scikit-learn's time over
-gmmscape's. r is about 4 s of scikit-learn work (1 to 10 iterations; gmmscape times at
-least 10 iterations where that is cheap); cheap cells repeat the interleaved pair of fits
-3 times and keep the minimum of each (``--headline`` always does), since the shared
-machine's load inflates single timings.
+gmmscape's. r is about 4 s of scikit-learn work (1 to 10 iterations); gmmscape times about
+2 s of its own work (r to 10 r iterations, estimated from its warm-up fits), and its
+log-likelihood is compared after scikit-learn's 1 + r iterations; cheap cells repeat the
+interleaved pair of fits 3 times and keep the minimum of each (``--headline`` always
+does), since the shared machine's load inflates single timings.
 
 Also measured:
 
@@ -97,17 +98,30 @@ def fit_time(cls, X, kw, iters):
         return time.perf_counter() - t0, gm
 
 
-def per_iteration(cls, X, kw, r, warm=False, reps=1):
+def per_iteration(cls, X, kw, r, warm=False, reps=1, target_s=None, r_max=None):
+    """Seconds per EM iteration, the last fit, and the r used.
+
+    With ``warm``, a 1- and a (1 + r)-iteration fit run first (compilation); with
+    ``target_s`` their difference also picks r as about ``target_s`` seconds of work,
+    between the given r and ``r_max``, so the timed difference is not lost in the noise of
+    the fit's fixed costs (data conversion, initialization).
+    """
     if warm:
-        fit_time(cls, X, kw, 1)
-        fit_time(cls, X, kw, 1 + r)
+        w1 = fit_time(cls, X, kw, 1)[0]
+        w2 = fit_time(cls, X, kw, 1 + r)[0]
+        if target_s is not None:
+            est = max(w2 - w1, 1e-4) / r
+            r_new = int(np.clip(round(target_s / est), r, max(r, r_max or r)))
+            if r_new != r:  # another iteration count may compile another trace length
+                r = r_new
+                fit_time(cls, X, kw, 1 + r)
     t0s, t1s, gm = [], [], None
     for _ in range(reps):  # interleaved, so both see the same load; minimum of each
         t0s.append(fit_time(cls, X, kw, 1)[0])
         t1, gm = fit_time(cls, X, kw, 1 + r)
         t1s.append(t1)
     diff = min(t1s) - min(t0s)
-    return (diff / r if diff > 0 else float("nan")), gm
+    return (diff / r if diff > 0 else float("nan")), gm, r
 
 
 def stats_pass_rate(gm, X, ct, reps=3):
@@ -167,12 +181,13 @@ def run_cell(n, d, k, ct, dtype, peak, sk_rate, reps=None, threads=None):
     r = 3 if est_sk is None else int(np.clip(round(4.0 / max(est_sk, 1e-3)), 1, 10))
     if reps is None:
         reps = 3 if est_sk is not None and est_sk * r < 1.0 else 1
-    # gmmscape's iterations are cheap: time more of them for a steadier difference
-    r_ours = max(r, 10) if n * k * d <= 16 * 10**7 else r
     load0 = os.getloadavg()
     ours = dict(kw, n_threads=threads)
-    t_ours, g_ours = per_iteration(GaussianMixture, X, ours, r_ours, warm=True, reps=reps)
-    t_sk, g_sk = per_iteration(SkGM, X, kw, r, reps=reps)
+    # gmmscape's iterations are cheap: time about 2 s of them (up to 10 r, at least r)
+    t_ours, g_ours, r_ours = per_iteration(
+        GaussianMixture, X, ours, r, warm=True, reps=reps, target_s=2.0, r_max=max(10 * r, 10)
+    )
+    t_sk, g_sk, _ = per_iteration(SkGM, X, kw, r, reps=reps)
     if r_ours != r:  # the log-likelihood comparison needs the same number of iterations
         _, g_ours = fit_time(GaussianMixture, X, ours, 1 + r)
     t_stats = stats_pass_rate(g_ours, X, ct)
@@ -250,7 +265,7 @@ def main():
         "--refresh",
         action="store_true",
         help="with --resume: measure again the cells of an earlier code version (no thread "
-        "count recorded) whose scikit-learn iteration took at most --cap seconds",
+        "count recorded) or with a NaN timing, unless scikit-learn took over --cap s/iter",
     )
     ap.add_argument(
         "--threads",
@@ -315,9 +330,8 @@ def main():
             for c in old["cells"]
             if not (
                 args.refresh
-                and "gmmscape_threads" not in c
-                and np.isfinite(c["sklearn_s_per_iter"])
-                and c["sklearn_s_per_iter"] <= args.cap
+                and ("gmmscape_threads" not in c or not np.isfinite(c["speedup"]))
+                and not c["sklearn_s_per_iter"] > args.cap
             )
         ]
         for c in res.cells:
