@@ -250,8 +250,7 @@ class _FitData:
     # -- statistics over the whole data, for a batch of parameters --------------------
     def stats(self, params: Params, pool: ThreadPoolExecutor | None = None) -> K.SuffStats:
         """Summed statistics for a batch of parameters (leading axis b)."""
-        parts = self.stat_parts(params, pool)
-        return jax.tree_util.tree_map(lambda *a: sum(a[1:], a[0]), *parts)
+        return K.sum_parts(self.stat_parts(params, pool))
 
     def stat_parts(self, params: Params, pool: ThreadPoolExecutor | None = None) -> tuple:
         """Statistics for a batch of parameters, as partial sums that add up to the total.

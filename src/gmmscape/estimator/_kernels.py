@@ -617,7 +617,7 @@ def batched_stats(xc, wc, params, lo=None, hi=None, *, cov_type) -> SuffStats:
 
 @partial(jax.jit, static_argnames=("cov_type", "algorithm"))
 def batched_m_step(st, params, masks, hyper, *, cov_type, algorithm):
-    """:func:`m_step` vmapped over a batch (the Dask path's M-step).
+    """:func:`m_step` vmapped over a batch (the M-step of :func:`host_step`).
 
     Parameters
     ----------
@@ -635,6 +635,11 @@ def batched_m_step(st, params, masks, hyper, *, cov_type, algorithm):
     reg_covar, floor, step_size, _, _ = hyper
     fn = partial(m_step, cov_type=cov_type, algorithm=algorithm)
     return jax.vmap(lambda s, p, m: fn(s, p, m, reg_covar, floor, step_size))(st, params, masks)
+
+
+def sum_parts(parts):
+    """The leaf-wise sum of a sequence of pytrees of the same structure (partial stats)."""
+    return jax.tree_util.tree_map(lambda *a: sum(a[1:], a[0]), *parts)
 
 
 @partial(jax.jit, static_argnames=("cov_type", "algorithm"))
@@ -661,7 +666,7 @@ def host_step(parts, params, masks, active, hyper, *, cov_type, algorithm):
         Mean log-likelihood at the parameters passed in.
     n_collapsed : array of shape (b,)
     """
-    st = jax.tree_util.tree_map(lambda *a: sum(a[1:], a[0]), *parts)
+    st = sum_parts(parts)
     new, bad = batched_m_step(st, params, masks, hyper, cov_type=cov_type, algorithm=algorithm)
 
     def keep(a, o):
