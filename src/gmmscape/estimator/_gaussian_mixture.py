@@ -33,17 +33,6 @@ from gmmscape.estimator._kernels import COVARIANCE_TYPES, Masks, Params
 
 #: Elements of one chunk's largest intermediate (rows x k x d) when chunk_size is None.
 CHUNK_BUDGET = 2**21
-#: A collapsed covariance gets this fraction of the data's mean variance on its diagonal
-#: (float64; float32 uses 10 sqrt(eps), about 3e-3, above its rounding noise).
-COLLAPSE_FLOOR = 1e-6
-
-
-def collapse_floor(mean_var: float, dtype) -> float:
-    """Variance added to a collapsed covariance, relative to the data's mean variance."""
-    rel = max(COLLAPSE_FLOOR, 10.0 * float(np.sqrt(np.finfo(dtype).eps)))
-    return float(rel * mean_var)
-
-
 #: Parameters that ``freeze`` accepts.
 FREEZABLE = ("weights", "means", "covariances")
 #: Rows of a Dask array pulled into memory to initialize (k-means) a fit.
@@ -229,13 +218,14 @@ class _FitData:
     n: int
     d: int
     k: int
-    floor: float
+    floor: np.ndarray
     xc: Any = None
     wc: Any = None
     dask_x: Any = None
     dask_w: Any = None
     chunk_size: int | None = None
     threads: int = 1
+    col_var: np.ndarray | None = None
 
     def hyper(self, reg_covar, step_size, tol, n_max):
         dt = self.dtype
@@ -607,25 +597,40 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return freeze
 
     def _check_inits(self, d, dtype):
+        """Check ``weights_init``, ``means_init`` and ``precisions_init``.
+
+        The messages start with scikit-learn's wording ("The parameter 'weights' should
+        ...") and say which argument to fix.
+        """
         k = self.n_components
         out = {}
+
+        def shape_error(name, arg, want, got):
+            return ValueError(
+                f"The parameter '{name}' should have the shape of {want}, but got {got} "
+                f"({arg} needs one entry per component: n_components = {k}, "
+                f"n_features = {d})."
+            )
+
         if self.weights_init is not None:
             w = np.asarray(self.weights_init, dtype=np.float64)
             if w.shape != (k,):
-                raise ValueError(
-                    f"weights_init must have shape ({k},), one per component; got {w.shape}."
-                )
+                raise shape_error("weights", "weights_init", (k,), w.shape)
             if not np.all(np.isfinite(w)) or (w < 0).any() or (w > 1).any():
-                raise ValueError("weights_init must be finite and in [0, 1].")
+                raise ValueError(
+                    "The parameter 'weights' should be in the range [0, 1], but got min "
+                    f"value {np.min(w):.5f}, max value {np.max(w):.5f} (weights_init)."
+                )
             if not np.allclose(np.sum(w), 1.0, rtol=0, atol=1e-6):
                 raise ValueError(
-                    f"weights_init must sum to 1 (within 1e-6); they sum to {np.sum(w):.8f}."
+                    "The parameter 'weights' should be normalized, but got sum(weights) = "
+                    f"{np.sum(w):.5f} (weights_init must sum to 1 within 1e-6)."
                 )
             out["weights"] = (w / w.sum()).astype(dtype)
         if self.means_init is not None:
             m = np.asarray(self.means_init, dtype=np.float64)
             if m.shape != (k, d):
-                raise ValueError(f"means_init must have shape ({k}, {d}); got {m.shape}.")
+                raise shape_error("means", "means_init", (k, d), m.shape)
             if not np.all(np.isfinite(m)):
                 raise ValueError("means_init holds NaN or inf.")
             out["means"] = m.astype(dtype)
@@ -634,10 +639,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[ct]
             p = np.asarray(self.precisions_init, dtype=np.float64)
             if p.shape != shape:
-                raise ValueError(
-                    f"precisions_init for covariance_type={ct!r} must have shape {shape}; "
-                    f"got {p.shape}."
-                )
+                raise shape_error(f"{ct} precision", "precisions_init", shape, p.shape)
             if not np.all(np.isfinite(p)):
                 raise ValueError("precisions_init holds NaN or inf.")
             if ct in ("full", "tied"):
@@ -645,10 +647,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 for i, mat in enumerate(mats):
                     if not np.allclose(mat, mat.T) or np.linalg.eigvalsh(mat).min() <= 0:
                         raise ValueError(
-                            f"precisions_init[{i}] must be symmetric positive definite."
+                            f"'{ct} precision' should be symmetric, positive-definite "
+                            f"(precisions_init[{i}] is not)."
                         )
             elif (p <= 0).any():
-                raise ValueError("precisions_init must be positive.")
+                raise ValueError(f"'{ct} precision' should be positive (precisions_init).")
             out["precisions"] = p
         return out
 
@@ -749,8 +752,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             warnings.warn(
                 f"{self.n_collapsed_} covariance update(s) were singular or not positive "
                 f"definite after reg_covar={self.reg_covar:g} (a component collapsed onto few "
-                "points); they "
-                f"were regularized by adding {fd.floor:.3g} to the diagonal. Increase "
+                "points); they were regularized by adding, to each feature's variance, "
+                f"{K.floor_rel(fd.dtype):.3g} times that column's variance. Increase "
                 "reg_covar or decrease n_components.",
                 CollapseWarning,
                 stacklevel=3,
@@ -762,7 +765,27 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
+        self._check_finite(params, fd)
         self._set_params_arrays(params, fd)
+
+    def _check_finite(self, params: Params, fd: _FitData) -> None:
+        """Raise (leaving the estimator as it was) if the fitted parameters are not finite."""
+        bad = [
+            name
+            for name, a in zip(Params._fields, params, strict=True)
+            if not np.all(np.isfinite(np.asarray(a)))
+        ]
+        if not bad:
+            return
+        var = np.asarray(fd.col_var, np.float64)
+        lo, hi = int(np.argmin(var)), int(np.argmax(var))
+        raise ValueError(
+            f"EM produced non-finite {', '.join(bad)} in {np.dtype(fd.dtype).name}: the "
+            f"column variances range from {var[lo]:.3g} (column {lo}) to {var[hi]:.3g} "
+            f"(column {hi}). "
+            "Rescale the columns (e.g. standardize them), use dtype='float64', or raise "
+            "reg_covar. Nothing was fitted."
+        )
 
     def _prepare_fit(self, X, sample_weight):
         freeze = self._check_freeze()
@@ -786,8 +809,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 raise ValueError("sample_weight must be non-negative.")
             if not w.sum() > 0:
                 raise ValueError("sample_weight must not be all zero.")
-            offset, var = weighted_mean_var(X, w)
-            self._check_constant(var, np.ptp(X, axis=0))
+            with np.errstate(over="ignore", invalid="ignore"):
+                offset, var = weighted_mean_var(X, w)
+            self._check_scale(var, X.min(axis=0), X.max(axis=0), offset, n, dtype)
             fd = _FitData(
                 self.covariance_type,
                 self.algorithm,
@@ -796,8 +820,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 n,
                 d,
                 k,
-                collapse_floor(var.mean(), dtype),
+                K.collapse_floor(var, dtype, self.covariance_type),
                 chunk_size=self.chunk_size,
+                col_var=var,
             )
             Xinit, winit = X, w
             do_init = not (self.warm_start and hasattr(self, "converged_"))
@@ -829,13 +854,26 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return fd, _stack(starts), masks, lb0
 
     @staticmethod
-    def _check_constant(var, ptp):
-        const = np.flatnonzero(ptp == 0)
-        if const.size:
+    def _check_scale(var, lo, hi, offset, n, dtype):
+        """Refuse data whose squares (summed over the rows) overflow ``dtype``.
+
+        Constant columns are fitted, as scikit-learn fits them: ``reg_covar`` keeps the
+        covariance definite (and, with ``reg_covar=0``, the collapse floor).
+        """
+        lim = float(np.sqrt(np.finfo(dtype).max / max(n, 1)))
+        with np.errstate(over="ignore", invalid="ignore"):
+            dev = np.maximum(
+                np.abs(np.asarray(hi, np.float64) - offset),
+                np.abs(np.asarray(lo, np.float64) - offset),
+            )
+        bad = np.flatnonzero(~(dev < lim) | ~np.isfinite(var))
+        if bad.size:
+            j = int(bad[np.argmax(np.where(np.isfinite(dev[bad]), dev[bad], np.inf))])
             raise ValueError(
-                f"X has constant column(s) {const.tolist()[:10]} (zero variance): a Gaussian "
-                "density is degenerate along them and the likelihood is unbounded. Drop "
-                "these columns before fitting."
+                f"X column {j} has values {dev[j]:.3g} away from its mean, whose squares "
+                f"summed over {n} rows overflow {np.dtype(dtype).name} (largest allowed "
+                f"deviation {lim:.3g}); column(s) {bad.tolist()[:10]} are affected. Rescale "
+                "these columns (e.g. divide by their standard deviation) before fitting."
             )
 
     def _prepare_dask(self, X, sample_weight, dtype, n, d):
@@ -865,7 +903,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError("sample_weight must be non-negative and not all zero.")
         offset = s1 / wsum
         var = np.maximum(s2 / wsum - offset**2, 0.0)
-        self._check_constant(var, hi - lo)
+        self._check_scale(var, lo, hi, offset, n, dtype)
         fd = _FitData(
             self.covariance_type,
             self.algorithm,
@@ -874,10 +912,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             n,
             d,
             self.n_components,
-            collapse_floor(var.mean(), dtype),
+            K.collapse_floor(var, dtype, self.covariance_type),
             dask_x=Xf,
             dask_w=w,
             chunk_size=self.chunk_size,
+            col_var=var,
         )
         rng = np.random.default_rng(
             0 if not isinstance(self.random_state, Integral) else self.random_state
@@ -990,13 +1029,23 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # ----------------------------------------------------------------------------------
     # prediction
     # ----------------------------------------------------------------------------------
-    def _fitted_params(self, dt) -> Params:
+    def _fitted_params(self, dt, center=None) -> Params:
+        """The fitted parameters as kernel input, means shifted by ``-center`` (d,)."""
+        means = np.asarray(self.means_, np.float64) - (0.0 if center is None else center)
         return Params(
             jnp.asarray(self.weights_, dt),
-            jnp.asarray(self.means_, dt),
+            jnp.asarray(means, dt),
             jnp.asarray(self.covariances_, dt),
             jnp.asarray(self.precisions_cholesky_, dt),
         )
+
+    def _center(self) -> np.ndarray:
+        """The point the log-densities are evaluated about: the mixture's mean.
+
+        Points and means are both shifted by it (in float64) before the kernels run, so
+        data far from the origin (large offsets) lose no precision to cancellation.
+        """
+        return np.asarray(self.weights_, np.float64) @ np.asarray(self.means_, np.float64)
 
     def _estimate_weighted_log_prob(self, X) -> np.ndarray:
         check_is_fitted(self)
@@ -1005,8 +1054,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         X = np.asarray(X, dtype=dt)
         n, d = X.shape
         rows, n_chunks = chunk_layout(n, self.n_components, d, 1, self.chunk_size)
-        xc, _ = device_chunks(X, np.zeros(n, dt), rows, n_chunks)
-        out = K.chunked_log_prob(xc, self._fitted_params(dt), cov_type=self.covariance_type)
+        center = self._center()
+        xc, _ = device_chunks(X, np.zeros(n, dt), rows, n_chunks, center.astype(dt))
+        params = self._fitted_params(dt, center)
+        out = K.chunked_log_prob(xc, params, cov_type=self.covariance_type)
         return np.asarray(out).reshape(rows * n_chunks, -1)[:n]
 
     def _map_blocks(self, X, fn, per_component: bool, dtype):

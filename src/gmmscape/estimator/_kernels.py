@@ -43,8 +43,12 @@ from gmmscape.core.stats import Stats
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 _LOG_2PI = float(np.log(2.0 * np.pi))
-#: A variance below this fraction of the collapse floor counts as collapsed.
-COLLAPSE_RATIO = 1e-2
+#: A collapsed covariance gets this fraction of each column's variance on its diagonal
+#: (float64; float32 uses 10 sqrt(eps), about 3e-3, above its rounding noise).
+COLLAPSE_FLOOR = 1e-6
+#: A variance below this many machine epsilons times its column's variance counts as
+#: collapsed (rounding noise, not a fitted spread).
+COLLAPSE_NOISE = 100.0
 
 
 class Params(NamedTuple):
@@ -344,23 +348,82 @@ def _eye_like(c):
     return jnp.eye(c.shape[-1], dtype=c.dtype)
 
 
+def collapse_threshold(floor: jax.Array) -> jax.Array:
+    """The variance (per feature) below which a covariance counts as collapsed.
+
+    ``COLLAPSE_NOISE * eps / floor_rel(dtype)`` times ``floor``: about ``100 eps`` times
+    each column's variance (the rounding noise of a variance computed from that column),
+    far below any ``reg_covar`` a user sets, so that a covariance that scikit-learn
+    factorizes without error is used unchanged.
+
+    Parameters
+    ----------
+    floor : array of shape (d,) or ()
+        :func:`collapse_floor` of the data.
+
+    Returns
+    -------
+    array of the shape of ``floor``
+    """
+    eps = float(jnp.finfo(floor.dtype).eps)
+    return floor * (COLLAPSE_NOISE * eps / floor_rel(floor.dtype))
+
+
+def floor_rel(dtype) -> float:
+    """The collapse floor as a fraction of a column's variance (see :func:`collapse_floor`)."""
+    return max(COLLAPSE_FLOOR, 10.0 * float(np.sqrt(np.finfo(dtype).eps)))
+
+
+def collapse_floor(var: np.ndarray, dtype, cov_type: str) -> np.ndarray:
+    """Variance added to a collapsed covariance: per feature, relative to that column.
+
+    ``floor_rel(dtype) * var_j`` for each feature ``j`` (1e-6 of the column's variance in
+    float64; ``10 sqrt(eps)``, about 3e-3, in float32, above its rounding noise); a
+    constant column takes the mean variance of the others (1 if every column is
+    constant). ``spherical`` covariances are one variance per component: their floor is
+    the mean over features.
+
+    Parameters
+    ----------
+    var : array of shape (d,)
+        Per-feature (weighted) variance of the data.
+    dtype : numpy dtype
+    cov_type : str
+
+    Returns
+    -------
+    array of shape (d,), or of shape () for ``spherical``
+    """
+    var = np.asarray(var, np.float64)
+    pos = var[var > 0]
+    fill = float(pos.mean()) if pos.size else 1.0
+    v = np.where(var > 0, var, fill)
+    if cov_type == "spherical":
+        v = np.asarray(v.mean())
+    return (floor_rel(dtype) * v).astype(dtype)
+
+
 def precision_cholesky(
     cov: jax.Array, cov_type: str, floor
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Cholesky factor of the precision, regularizing collapsed covariances.
+    """Cholesky factor of the precision, regularizing collapsed covariances only.
 
-    A covariance that is not positive definite (after ``reg_covar``), or whose smallest
-    variance (Cholesky pivot squared) is below ``COLLAPSE_RATIO * floor`` (numerically
-    zero: the component sits on a point or a lower-dimensional set), gets ``floor`` added
-    to its diagonal; if that still fails, it is replaced by its (floored) diagonal.
+    A covariance (``reg_covar`` already added) is collapsed when its Cholesky factor is
+    not finite (not positive definite) or a pivot squared (the variance of feature ``j``
+    given the features before it) is below :func:`collapse_threshold` of that feature,
+    i.e. at the rounding noise of its column: the component sits on a point or a
+    lower-dimensional set. Only then is ``floor`` (per feature) added to its diagonal; if
+    that still fails, it is replaced by its (floored) diagonal. Any covariance that
+    factorizes above the noise, e.g. every one that scikit-learn factorizes with its
+    default ``reg_covar``, is used unchanged.
 
     Parameters
     ----------
     cov : array
         Covariances of ``cov_type``'s shape.
     cov_type : str
-    floor : float
-        Variance added to a collapsed covariance.
+    floor : array of shape (d,), or () for spherical
+        Variance added, per feature, to a collapsed covariance (:func:`collapse_floor`).
 
     Returns
     -------
@@ -371,7 +434,8 @@ def precision_cholesky(
     n_collapsed : array of shape ()
         How many components were regularized.
     """
-    small = COLLAPSE_RATIO * floor
+    floor = jnp.asarray(floor, cov.dtype)
+    small = collapse_threshold(floor)
     if cov_type in ("diag", "spherical"):
         bad = ~(cov > small)
         fixed = jnp.where(
@@ -390,11 +454,12 @@ def precision_cholesky(
     # One factorization call for both candidates: two independent batched LAPACK calls
     # can run concurrently on XLA's CPU pool and deadlock it (each waits for sub-tasks
     # the other's thread would run; seen on 2 cores with jaxlib 0.10).
-    c2 = batched + floor * eye
+    c2 = batched + eye * floor
     b = batched.shape[0]
     lo_all, ok_all = chol_ok(jnp.concatenate([batched, c2]))
     lo, lo2, ok, ok2 = lo_all[:b], lo_all[b:], ok_all[:b], ok_all[b:]
-    diag = jnp.maximum(jnp.diagonal(batched, axis1=-2, axis2=-1), 0.0) + floor
+    diag = jnp.diagonal(batched, axis1=-2, axis2=-1)
+    diag = jnp.maximum(jnp.where(jnp.isfinite(diag), diag, 0.0), 0.0) + floor
     c3 = eye * diag[..., None, :]
     lo3 = eye * jnp.sqrt(diag)[..., None, :]
     use = jnp.where(ok[:, None, None], batched, jnp.where(ok2[:, None, None], c2, c3))
