@@ -80,6 +80,30 @@ def test_raw_datasets_match_sklearn(name, ct, same_init):
     _check_scores(name, ct, same_init)
 
 
+def test_all_inits_given_skip_kmeans(monkeypatch):
+    import gmmscape.estimator._gaussian_mixture as gmm_module
+
+    def refuse(*a, **kw):
+        raise AssertionError("KMeans ran although every initial parameter was given")
+
+    X = datasets.load_iris().data
+    init = _sklearn_init(X, 3, "full")
+    monkeypatch.setattr(gmm_module, "KMeans", refuse)
+    sk, gm = _both(X, 3, covariance_type="full", random_state=0, **init)
+    assert gm.score(X) == pytest.approx(sk.score(X), rel=RTOL_SKLEARN)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_precisions_init_gives_sklearns_cholesky_factor(ct):
+    from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky_from_precisions
+
+    X = datasets.load_wine().data
+    init = _sklearn_init(X, 3, ct)
+    gm = _quiet(GaussianMixture(3, covariance_type=ct, max_iter=0, **init).fit, X)
+    want = _compute_precision_cholesky_from_precisions(init["precisions_init"], ct, xp=np)
+    np.testing.assert_allclose(gm.precisions_cholesky_, want, rtol=1e-10, atol=1e-14)
+
+
 def test_cross_val_score_on_raw_digits_fold_by_fold():
     X = datasets.load_digits().data
     kw = {"covariance_type": "diag", "random_state": 0}

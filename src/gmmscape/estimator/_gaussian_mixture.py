@@ -403,12 +403,18 @@ def _cov_from_precisions(prec, cov_type):
     return 1.0 / prec
 
 
+def _upper_factor(prec):
+    """The upper-triangular ``U`` with ``U U^T = prec`` (the factor scikit-learn stores,
+    ``inv(chol(cov))^T``): the lower Cholesky factor of the flipped matrix, flipped back."""
+    return np.linalg.cholesky(prec[::-1, ::-1])[::-1, ::-1]
+
+
 def _prec_chol_from_precisions(prec, cov_type):
-    # scikit-learn's convention: the lower Cholesky factor of the precision
+    # scikit-learn's convention (_compute_precision_cholesky_from_precisions)
     if cov_type == "full":
-        return np.stack([np.linalg.cholesky(p) for p in prec])
+        return np.stack([_upper_factor(p) for p in prec])
     if cov_type == "tied":
-        return np.linalg.cholesky(prec)
+        return _upper_factor(prec)
     return np.sqrt(prec)
 
 
@@ -596,13 +602,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError("refine=True moves the means; it cannot be used with frozen means.")
         return freeze
 
-    def _check_inits(self, d, dtype):
-        """Check ``weights_init``, ``means_init`` and ``precisions_init``.
+    def _check_inits(self, d, dtype, k=None):
+        """Check ``weights_init``, ``means_init`` and ``precisions_init`` for ``k``
+        components (default ``n_components``).
 
         The messages start with scikit-learn's wording ("The parameter 'weights' should
         ...") and say which argument to fix.
         """
-        k = self.n_components
+        k = self.n_components if k is None else k
         out = {}
 
         def shape_error(name, arg, want, got):
@@ -936,6 +943,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         ``(xc, wc)``; built from ``X`` and ``w`` when None).
         """
         n, k, ct = X.shape[0], self.n_components, self.covariance_type
+        if all(name in inits for name in ("weights", "means", "precisions")):
+            # every parameter given: nothing to estimate from the data (scikit-learn
+            # gh-26015); the moments are not needed
+            zero = np.zeros((k,), fd.dtype)
+            return self._params_from_moments(None, zero, None, None, X.shape[1], fd, inits)
         if chunks is None:
             rows, n_chunks = chunk_layout(n, k, X.shape[1], 1, self.chunk_size)
             chunks = device_chunks(X, w, rows, n_chunks, fd.offset)
@@ -971,25 +983,71 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 labels[idx] = np.arange(k)
             lc = jnp.asarray(labels.reshape(n_chunks, rows))
             nk, s1, s2 = K.scan_label_moments(xc, wc, lc, k, ct)
-        nk = nk + 10 * jnp.finfo(xc.dtype).eps
-        st = K.SuffStats(jnp.asarray(0.0, xc.dtype), jnp.sum(jnp.asarray(w)), nk, s1, s2)
-        means = s1 / nk[:, None]
-        cov = K._COV[ct](st, means, nk)
-        cov = cov + self.reg_covar * (
-            jnp.eye(X.shape[1], dtype=xc.dtype) if ct in ("full", "tied") else 1.0
-        )
-        cov, pc, _ = K.precision_cholesky(cov, ct, fd.floor)
-        weights = nk / jnp.sum(nk)
-        if "weights" in inits:
-            weights = jnp.asarray(inits["weights"])
+        return self._params_from_moments(jnp.sum(jnp.asarray(w)), nk, s1, s2, X.shape[1], fd, inits)
+
+    def _params_from_moments(self, wsum, nk, s1, s2, d, fd: _FitData, inits) -> Params:
+        """Initial parameters from the moments of initial responsibilities (centred data),
+        as scikit-learn's ``_initialize``: ``weights_init``, ``means_init`` and
+        ``precisions_init`` replace what they give (``s1``, ``s2`` may then be None)."""
+        ct, dt = self.covariance_type, fd.dtype
+        nk = jnp.asarray(nk, dt) + 10 * jnp.finfo(dt).eps
+        weights = jnp.asarray(inits["weights"]) if "weights" in inits else nk / jnp.sum(nk)
         if "means" in inits:
             means = jnp.asarray(inits["means"] - fd.offset)
+        else:
+            means = s1 / nk[:, None]
         if "precisions" in inits:
             prec = inits["precisions"]
-            cov = jnp.asarray(_cov_from_precisions(prec, ct), xc.dtype)
-            pc = jnp.asarray(_prec_chol_from_precisions(prec, ct), xc.dtype)
-        dt = fd.dtype
+            cov = jnp.asarray(_cov_from_precisions(prec, ct), dt)
+            pc = jnp.asarray(_prec_chol_from_precisions(prec, ct), dt)
+        else:
+            st = K.SuffStats(jnp.asarray(0.0, dt), wsum, nk, s1, s2)
+            cov = K._COV[ct](st, s1 / nk[:, None], nk)
+            cov = cov + self.reg_covar * (jnp.eye(d, dtype=dt) if ct in ("full", "tied") else 1.0)
+            cov, pc, _ = K.precision_cholesky(cov, ct, fd.floor)
         return Params(weights.astype(dt), means.astype(dt), cov.astype(dt), pc.astype(dt))
+
+    # scikit-learn's private initialization protocol (``BaseMixture._initialize`` and
+    # ``_set_parameters``), kept so that code and tests written against it work
+    def _initialize(self, X, resp):
+        """Set the parameters from responsibilities, as scikit-learn's ``_initialize``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        resp : array-like of shape (n_samples, n_components)
+            Responsibilities (rows sum to one).
+        """
+        X = np.asarray(X)
+        dtype = self._compute_dtype(X.dtype)
+        X = X.astype(dtype)
+        n, d = X.shape
+        w = np.ones(n, dtype)
+        offset, var = weighted_mean_var(X, w)
+        resp = np.asarray(resp, dtype)
+        fd = _FitData(
+            self.covariance_type, self.algorithm, dtype, offset.astype(dtype), n, d,
+            resp.shape[1], K.collapse_floor(var, dtype, self.covariance_type),
+            col_var=var,
+        )  # fmt: skip
+        xc = jnp.asarray(X - offset.astype(dtype))
+        nk, s1, s2 = K.moments_jit(xc, jnp.asarray(resp), self.covariance_type)
+        inits = self._check_inits(d, dtype, k=resp.shape[1])
+        self._set_params_arrays(self._params_from_moments(n, nk, s1, s2, d, fd, inits), fd)
+
+    def _set_parameters(self, params):
+        """Set ``(weights, means, covariances, precisions_cholesky)``, as scikit-learn.
+
+        Parameters
+        ----------
+        params : tuple of arrays
+            Shapes (k,), (k, d), and the covariance type's shapes.
+        """
+        self.weights_, self.means_, self.covariances_, self.precisions_cholesky_ = (
+            np.asarray(a) for a in params
+        )
+        self._compute_dtype_ = self.means_.dtype.type
+        self._set_precisions()
 
     def _current_params(self, fd) -> Params:
         dt = fd.dtype
