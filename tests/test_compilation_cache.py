@@ -1,0 +1,48 @@
+"""JAX's persistent compilation cache: on by default, reused by a second process, opt-out."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+from gmmscape._compilation_cache import ENV_DIR, ENV_SWITCH, enable_compilation_cache
+
+FIT = (
+    "import gmmscape, jax, numpy as np; "
+    "X = np.random.default_rng(0).standard_normal((64, 2)); "
+    "gmmscape.GaussianMixture(2, covariance_type='diag', random_state=0).fit(X); "
+    "print(jax.config.jax_compilation_cache_dir)"
+)
+
+
+def _run(env_extra):
+    env = {k: v for k, v in os.environ.items() if k not in (ENV_DIR, ENV_SWITCH)}
+    env.update(env_extra)
+    out = subprocess.run(
+        [sys.executable, "-c", FIT], env=env, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_second_process_loads_every_program_from_the_cache(tmp_path):
+    cache = tmp_path / "cache"
+    assert _run({ENV_DIR: str(cache)}) == str(cache)
+    first = sorted(p.name for p in cache.rglob("*") if p.is_file())
+    assert first  # the fit's programs were written
+    _run({ENV_DIR: str(cache)})
+    # every program the second fit needed was found: nothing new was compiled and written
+    assert sorted(p.name for p in cache.rglob("*") if p.is_file()) == first
+
+
+def test_cache_can_be_switched_off(tmp_path):
+    assert _run({ENV_SWITCH: "0", ENV_DIR: str(tmp_path / "c")}) == "None"
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_directory_the_user_chose_is_kept(tmp_path):
+    updates = {}
+    cfg = SimpleNamespace(jax_compilation_cache_dir=str(tmp_path), update=updates.__setitem__)
+    assert enable_compilation_cache(SimpleNamespace(config=cfg)) == str(tmp_path)
+    assert updates == {}
