@@ -291,7 +291,11 @@ def _json_text(value, column: str, *, nullable: bool):
             return None
         raise ValueError(f"{column} is missing")
     try:
-        return json.loads(_text(value))
+        text = _text(value)
+    except ValueError as exc:
+        raise ValueError(f"{column} {exc}") from None
+    try:
+        return json.loads(text)
     except ValueError as exc:
         raise ValueError(f"{column} is not valid JSON ({exc})") from None
 
@@ -397,6 +401,8 @@ def _decode_row(raw: dict) -> dict:
             target = result
             for step in path[:-1]:
                 target = target[step]
+            if target[path[-1]] is not None or kind not in ("nan", "inf", "-inf"):
+                raise ValueError  # encode_result stores null where a non-finite value was
             target[path[-1]] = float(kind)
     except (TypeError, KeyError, IndexError, ValueError):
         raise ValueError("nonfinite does not match the result") from None
