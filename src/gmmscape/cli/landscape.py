@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -30,7 +31,7 @@ def _ints(text: str, name: str) -> list[int]:
 
 
 def _fail(exc: ValueError) -> None:
-    console.print(f"[red]error:[/] {exc}")
+    console.print(f"[red]error:[/] {escape(str(exc))}")
     raise typer.Exit(code=2)
 
 
@@ -78,7 +79,9 @@ def landscape(
     if atlas.failures:
         console.print(f"[yellow]{atlas.n_failed} start(s) failed:[/]")
         for f in atlas.failures:
-            console.print(f"  {f['count']} start(s): {f['reason']} (|grad| = {f['grad_norm']})")
+            console.print(
+                f"  {f['count']} start(s): {escape(str(f['reason']))} (|grad| = {f['grad_norm']})"
+            )
     s = atlas.seconds
     console.print(
         f"{atlas.n_starts:,} starts in {s['total']:.1f} s ({1e3 * s['per_start']:.2f} ms per "
@@ -93,7 +96,7 @@ def landscape(
             paths += plots.save(plots.plot_heatmap_2est(atlas), out / "heatmap")
     elif d == 2:
         paths += plots.save(plots.plot_groups_2d(atlas), out / "groups_2d")
-    console.print("Wrote " + ", ".join(str(p) for p in paths))
+    console.print("Wrote " + escape(", ".join(str(p) for p in paths)))
 
 
 @app.command()
@@ -151,10 +154,12 @@ def separation(
             str(r["n_failed"]),
         )
     console.print(table)
-    console.print(f"Empirical thresholds (non-overlapping from here on): {res.threshold}")
+    console.print(
+        f"Empirical thresholds (non-overlapping from here on): {escape(str(res.threshold))}"
+    )
     paths = plots.save(plots.plot_separation(res), out / "separation")
     paths.append(write_json(res, out / "separation.json"))
-    console.print("Wrote " + ", ".join(str(p) for p in paths))
+    console.print("Wrote " + escape(", ".join(str(p) for p in paths)))
 
 
 @app.command()
@@ -197,7 +202,7 @@ def bifurcation(
     console.print(table)
     paths = plots.save(plots.plot_bifurcation(res), out / "bifurcation")
     paths.append(write_json(res, out / "bifurcation.json"))
-    console.print("Wrote " + ", ".join(str(p) for p in paths))
+    console.print("Wrote " + escape(", ".join(str(p) for p in paths)))
 
 
 @app.command("random-init")
@@ -237,4 +242,4 @@ def random_init(
     console.print(table)
     paths = plots.save(plots.plot_random_init(res), out / "random_init")
     paths.append(write_json(res, out / "random_init.json"))
-    console.print("Wrote " + ", ".join(str(p) for p in paths))
+    console.print("Wrote " + escape(", ".join(str(p) for p in paths)))

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -35,7 +36,7 @@ def _bar():
 
 
 def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]Error:[/] {exc}")
+    console.print(f"[bold red]Error:[/] {escape(str(exc))}")
     raise typer.Exit(code=1)
 
 
@@ -108,7 +109,9 @@ def overparam(
     console.print(result.table[0]["explanation"])
     paths = plot_study(result, out)
     path = write_json(result, out / "overparam.json")
-    console.print(f"Wrote {', '.join(str(p) for p in [*paths, path])} in {result.seconds:.1f} s.")
+    console.print(
+        f"Wrote {escape(', '.join(str(p) for p in [*paths, path]))} in {result.seconds:.1f} s."
+    )
 
 
 @app.command()
@@ -162,7 +165,9 @@ def trap(
     console.print(result.comparison)
     paths = plot_trap(result, out)
     path = write_json(result, out / "trap.json")
-    console.print(f"Wrote {', '.join(str(p) for p in [*paths, path])} in {result.seconds:.1f} s.")
+    console.print(
+        f"Wrote {escape(', '.join(str(p) for p in [*paths, path]))} in {result.seconds:.1f} s."
+    )
 
 
 @app.command("overparam-samples")
@@ -220,4 +225,4 @@ def overparam_samples(
     console.print(result.comparison)
     paths = plot_samples(result, out)
     path = write_json(result, out / "overparam_samples.json")
-    console.print(f"Wrote {', '.join(str(p) for p in [*paths, path])}.")
+    console.print(f"Wrote {escape(', '.join(str(p) for p in [*paths, path]))}.")
