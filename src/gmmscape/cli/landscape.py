@@ -14,42 +14,27 @@ from rich.progress import Progress
 from rich.table import Table
 
 from gmmscape.cli._app import app, console
+from gmmscape.cli._output import check_out as _check_out
+from gmmscape.cli._output import fail
+from gmmscape.cli._output import writing_into as _writing
 
 
 def _floats(text: str, name: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise typer.BadParameter(f"{name} must be comma-separated numbers; got {text!r}.") from None
+        raise ValueError(f"--{name} must be comma-separated numbers; got {text!r}.") from None
 
 
 def _ints(text: str, name: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise typer.BadParameter(
-            f"{name} must be comma-separated integers; got {text!r}."
-        ) from None
+        raise ValueError(f"--{name} must be comma-separated integers; got {text!r}.") from None
 
 
 def _fail(exc: ValueError) -> None:
-    console.print(f"[red]error:[/] {escape(str(exc))}")
-    raise typer.Exit(code=2)
-
-
-def _check_out(out: Path) -> None:
-    """Refuse an --out that cannot be a folder before any work is done."""
-    if out.exists() and not out.is_dir():
-        _fail(ValueError(f"--out {out} is a file; give a folder for the outputs."))
-
-
-@contextmanager
-def _writing(out: Path):
-    """Turn a failure to write the outputs into one ``error:`` line."""
-    try:
-        yield
-    except OSError as exc:
-        _fail(ValueError(f"cannot write the outputs into --out {out}: {exc}"))
+    fail(str(exc))
 
 
 @contextmanager

@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from gmmscape.cli._app import app, console
+from gmmscape.cli._output import check_out, writing_into
 
 sweep_app = typer.Typer(
     help="Run experiment types over grids of parameters and seeds; resumable.",
@@ -317,17 +318,14 @@ def report(
     from gmmscape.sweep import StoreError
     from gmmscape.sweep.report import write_report
 
-    if out.exists() and not out.is_dir():
-        _fail(f"--out {out} is a file; give a folder for the report.")
+    check_out(out)
     try:
-        with console.status("drawing figures"):
+        with console.status("drawing figures"), writing_into(out):
             manifest = write_report(db, out)
     except StoreError as exc:
         _fail(str(exc))
     except sqlite3.Error as exc:
         _fail(f"results database {db}: {type(exc).__name__}: {exc}")
-    except OSError as exc:
-        _fail(f"cannot write the report into {out}: {exc}")
     for exp, info in manifest.experiments.items():
         bad = f", [red]{info['rows_corrupt']} corrupt[/]" if info["rows_corrupt"] else ""
         console.print(

@@ -480,6 +480,13 @@ class ResultsStore:
         elif readonly:
             raise StoreError(f"results database {self.path} does not exist.")
         self._heartbeat: tuple | None = None
+        if not readonly:
+            blocker = next((p for p in self.path.parents if p.exists()), None)
+            if blocker is not None and not blocker.is_dir():
+                raise StoreError(
+                    f"cannot create results database {self.path}: {blocker} is a file, not "
+                    "a folder."
+                )
         try:
             if readonly:
                 uri = self.path.resolve().as_uri() + "?mode=ro"
