@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,8 +34,36 @@ def _ints(text: str, name: str) -> list[int]:
         raise ValueError(f"--{name} must be comma-separated integers; got {text!r}.") from None
 
 
+#: Library argument names -> the options that set them, for error messages.
+_OPTIONS = {
+    "k": "--k",
+    "ks": "--ks",
+    "deltas": "--deltas",
+    "n_grid": "--grid",
+    "n_starts": "--starts",
+    "max_iter": "--max-iter",
+    "newton_iter": "--newton-iter",
+    "max_rounds": "--max-rounds",
+    "warn_fraction": "--warn-failed",
+    "schemes": "--schemes",
+    "scheme": "--scheme",
+    "method": "--method",
+    "family": "--family",
+    "delta": "--delta",
+    "sigma": "--sigma",
+    "d": "--d",
+    "k_star": "--k-star",
+}
+
+
 def _fail(exc: ValueError) -> None:
-    fail(str(exc))
+    """``error: ...`` with the library's argument name replaced by the command's option."""
+    msg = re.sub(
+        r"^(\w+)(?= must| is empty|: )",
+        lambda m: _OPTIONS.get(m.group(1), m.group(1)),
+        str(exc),
+    )
+    fail(msg)
 
 
 @contextmanager
