@@ -221,3 +221,14 @@ def test_cli_random_init_has_max_iter_and_warns(tmp_path):
     assert "warning: k = 3: 6 of 6 starts did not converge in max_iter = 1" in out
     data = json.loads((tmp_path / "random_init.json").read_text())
     assert data["unconverged"] == [6] and data["max_iter"] == 1
+
+
+def test_a_landscape_sweep_cell_warns_when_many_starts_fail():
+    """Newton straight from random starts with k = 5 > k* = 3: half of them run away;
+    the sweep runner stores the warning with the cell's row."""
+    from gmmscape.landscape.studies import LandscapeParams, _run_landscape
+
+    p = LandscapeParams(truth_means=[[-3.0], [0.0], [3.0]], k=5, n_starts=20, method="newton")
+    with pytest.warns(StudyWarning, match=r"\d+ of 20 starts failed"):
+        row = _run_landscape(p)
+    assert row["n_failed"] > 1 and "batch_unconverged" in row

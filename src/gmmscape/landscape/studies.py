@@ -759,15 +759,28 @@ class SeparationParams(BaseModel):
     seed: int = 0
 
 
+def _warn_failed(atlas: Atlas) -> None:
+    """A sweep cell's warning (stored with its row) when too many starts failed."""
+    if atlas.n_failed > WARN_FRACTION * atlas.n_starts:
+        warnings.warn(
+            f"{atlas.n_failed} of {atlas.n_starts} starts failed "
+            f"({_reasons(atlas.failures)}); critical points may be missing.",
+            StudyWarning,
+            stacklevel=3,
+        )
+
+
 def _run_landscape(p: LandscapeParams) -> dict:
     truth = Mixture(p.truth_means, sigma=p.sigma)
     atlas = explore(truth, p.k, n_starts=p.n_starts, method=p.method, seed=p.seed)
+    _warn_failed(atlas)
     return atlas_summary(atlas)
 
 
 def _run_separation(p: SeparationParams) -> dict:
     truth = truth_family(p.family, p.k_star, p.d, p.delta, p.seed)
     atlas = explore(truth, p.k, n_starts=p.n_starts, seed=p.seed)
+    _warn_failed(atlas)
     return atlas_summary(atlas)
 
 
