@@ -5,6 +5,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -208,3 +209,25 @@ def test_a_zero_byte_database_is_called_empty_not_missing(tmp_path):
     assert db.read_bytes() == b""
     with pytest.raises(store_module.StoreError, match="empty file"):
         ResultsStore(db, readonly=True)
+
+
+# -- huge grids ----------------------------------------------------------------------------
+def test_dry_run_on_a_ten_million_cell_grid_answers_in_under_a_second(tmp_path):
+    spec = tmp_path / "huge.toml"
+    spec.write_text(
+        '[sweep]\nname = "huge"\nexperiment = "stream-error"\nseeds = 10\n[grid]\n'
+        f"n = {list(range(1000, 2000))}\nd = {list(range(1, 1001))}\n"
+    )
+    t0 = time.perf_counter()
+    res = invoke("sweep", "run", spec, "--dry-run", "--db", tmp_path / "r.db")
+    seconds = time.perf_counter() - t0
+    assert res.exit_code == 2 and seconds < 1.0, (seconds, res.output)
+    assert "10,000,000 cells (10 seeds x 1,000 n x 1,000 d)" in flat(res.output)
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_dry_run_reports_an_empty_database_as_empty(tmp_path):
+    (tmp_path / "r.db").write_bytes(b"")
+    res = invoke("sweep", "run", _spec_path(tmp_path, square_spec([1.0])), "--dry-run", "--db",
+                 tmp_path / "r.db")  # fmt: skip
+    assert res.exit_code == 0 and "is empty (0 bytes): nothing stored yet" in flat(res.output)
