@@ -231,3 +231,53 @@ def test_dry_run_reports_an_empty_database_as_empty(tmp_path):
     res = invoke("sweep", "run", _spec_path(tmp_path, square_spec([1.0])), "--dry-run", "--db",
                  tmp_path / "r.db")  # fmt: skip
     assert res.exit_code == 0 and "is empty (0 bytes): nothing stored yet" in flat(res.output)
+
+
+class _InterruptAt:
+    """A connection whose ``execute`` of one statement raises KeyboardInterrupt (Ctrl-C)."""
+
+    def __init__(self, conn, statement, after=False):
+        self._conn, self._statement, self._after = conn, statement, after
+
+    def execute(self, sql, *args):
+        if sql.strip().startswith(self._statement):
+            if self._after:
+                self._conn.execute(sql, *args)
+            raise KeyboardInterrupt
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+    def __enter__(self):
+        return self._conn.__enter__()
+
+    def __exit__(self, *exc):
+        return self._conn.__exit__(*exc)
+
+
+@pytest.mark.parametrize(
+    ("statement", "after"),
+    [
+        ("BEGIN IMMEDIATE", False),
+        ("BEGIN IMMEDIATE", True),
+        ("INSERT OR REPLACE", True),
+        ("COMMIT", True),  # committed, then the interrupt: a ROLLBACK would fail
+    ],
+    ids=["before-begin", "after-begin", "mid-claim", "after-commit"],
+)
+def test_ctrl_c_inside_a_claim_stays_a_ctrl_c_and_leaves_no_claim(tmp_path, statement, after):
+    db, spec = tmp_path / "r.db", square_spec([1.0, 2.0], seeds=1)
+    s = ResultsStore(db)
+    s.add_spec(spec)
+    s.begin_run()
+    real = s.conn
+    s.conn = _InterruptAt(real, statement, after)
+    with pytest.raises(KeyboardInterrupt):
+        s.claim(spec.cells, {})
+    s.conn = real
+    assert not real.in_transaction
+    s.end_run()
+    s.close()
+    with ResultsStore(db, readonly=True) as r:
+        assert r.conn.execute("SELECT count(*) FROM claims").fetchone() == (0,)

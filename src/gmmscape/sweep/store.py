@@ -564,8 +564,8 @@ class ResultsStore:
         Two runs that open a new file at once both get here; the second, waiting for the
         lock, finds the tables made and adds nothing.
         """
-        self.conn.execute("BEGIN IMMEDIATE")
         try:
+            self.conn.execute("BEGIN IMMEDIATE")
             if "cells" not in self._tables():
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
@@ -577,8 +577,20 @@ class ResultsStore:
                     self.conn.execute(stmt)
             self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
             raise
+
+    def _rollback(self) -> None:
+        """Roll back the open transaction, if any, without masking the error in flight.
+
+        A Ctrl-C can arrive before ``BEGIN`` took effect or after SQLite ended the
+        transaction itself; a failing ``ROLLBACK`` must not replace the interrupt.
+        """
+        if self.conn.in_transaction:
+            try:
+                self.conn.rollback()
+            except sqlite3.Error:
+                pass
 
     def close(self) -> None:
         """Close the connection (ending this store's run, if one was begun)."""
@@ -773,9 +785,13 @@ class ResultsStore:
         stop.set()
         thread.join(timeout=2 * BUSY_TIMEOUT_S)
         self._heartbeat = None
-        with self.conn:
-            self.conn.execute("DELETE FROM claims WHERE run_id = ?", (self.run_id,))
-            self.conn.execute("DELETE FROM runs WHERE run_id = ?", (self.run_id,))
+        self._rollback()  # a transaction an interrupt left open
+        try:
+            with self.conn:
+                self.conn.execute("DELETE FROM claims WHERE run_id = ?", (self.run_id,))
+                self.conn.execute("DELETE FROM runs WHERE run_id = ?", (self.run_id,))
+        except sqlite3.Error:
+            pass  # left behind, the claims are taken over as soon as this process is gone
 
     def _purge_dead_runs(self) -> None:
         """Inside a write transaction: drop runs that died, and their claims."""
@@ -816,8 +832,8 @@ class ResultsStore:
         if self._heartbeat is None:
             raise StoreError("begin_run() before claiming cells.")
         out = {}
-        self.conn.execute("BEGIN IMMEDIATE")
         try:
+            self.conn.execute("BEGIN IMMEDIATE")
             self._purge_dead_runs()
             for cell in cells:
                 ident = (cell.experiment, cell.key)
@@ -841,7 +857,7 @@ class ResultsStore:
                 out[ident] = "claimed"
             self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
             raise
         return out
 
