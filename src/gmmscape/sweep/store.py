@@ -964,8 +964,17 @@ class ResultsStore:
             Keys ``id``, ``experiment``, ``cell_key`` (as stored; ``repr`` of it when it is
             itself damaged), ``status`` (likewise) and ``problem``.
         """
+        # one scan serves every call until the file changes (status and report ask twice)
+        version = (self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes)
+        memo = getattr(self, "_corrupt_memo", None)
+        if memo is None or memo[0] != version:
+            memo = (version, self._find_corrupt())
+            self._corrupt_memo = memo
+        return [dict(r) for r in memo[1] if experiment is None or r["experiment"] == experiment]
+
+    def _find_corrupt(self) -> list[dict]:
         out = []
-        for raw, problem in self._scan(experiment):
+        for raw, problem in self._scan():
             if problem is None:
                 continue
 
