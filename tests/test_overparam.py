@@ -126,7 +126,7 @@ def test_cli_commands_write_results(tmp_path):
     assert r.exit_code == 0, r.output
     assert (tmp_path / "overparam_samples.png").stat().st_size > 0
     r = runner.invoke(app, ["overparam", "--eta", "-1", "--out", str(tmp_path)])
-    assert r.exit_code == 1 and "eta" in r.output
+    assert r.exit_code == 2 and "error:" in r.output and "eta" in r.output
 
 
 @pytest.mark.slow

@@ -59,8 +59,8 @@ def test_run_status_report_end_to_end(tmp_path):
     res = invoke("sweep", "status", db)
     assert res.exit_code == 0
     rows = {ln.split()[0]: ln.split()[1:] for ln in res.output.splitlines() if ln.strip()}
-    assert rows["sq"] == ["sweep-test-square", "12", "6", "6", "0"]
-    assert rows["bp"] == ["sweep-test-broken-plot", "2", "2", "0", "0"]
+    assert rows["sq"] == ["sweep-test-square", "12", "6", "6", "0", "0"]  # corrupt, remaining
+    assert rows["bp"] == ["sweep-test-broken-plot", "2", "2", "0", "0", "0"]
     # the most frequent errors: each failing x fails for both seeds
     assert "2 failed sweep-test-square: ValueError: deliberate failure at x=3.0" in res.output
 

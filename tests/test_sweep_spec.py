@@ -3,12 +3,20 @@
 import hashlib
 import itertools
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from gmmscape.experiments import registry
-from gmmscape.sweep.spec import SpecError, cell_key, load_spec, parse_spec
+from gmmscape.sweep.spec import (
+    MAX_CELLS,
+    SpecError,
+    cell_key,
+    count_cells,
+    load_spec,
+    parse_spec,
+)
 
 BASE = """
 [sweep]
@@ -131,3 +139,43 @@ def test_a_type_whose_module_fails_to_import_is_a_spec_error(monkeypatch):
     text = spec().replace('experiment = "stream-error"', 'experiment = "broken-type"')
     with pytest.raises(SpecError, match=r"could not be loaded from gmmscape\.no_such_module"):
         parse_spec(text)
+
+
+def big_spec(n_seeds=10, n_values=1000):
+    return f"""
+[sweep]
+name = "big"
+experiment = "stream-error"
+seeds = {n_seeds}
+[grid]
+n = {list(range(1000, 1000 + n_values))}
+d = {list(range(1, 1 + n_values))}
+"""
+
+
+def test_a_ten_million_cell_spec_is_refused_quickly_with_its_size():
+    text = big_spec()  # 10 seeds x 1000 n x 1000 d = 1e7 cells
+    t0 = time.perf_counter()
+    with pytest.raises(SpecError) as err:
+        parse_spec(text)
+    assert time.perf_counter() - t0 < 1.0
+    msg = str(err.value)
+    assert "10,000,000 cells (10 seeds x 1,000 n x 1,000 d)" in msg
+    assert f"limit of {MAX_CELLS:,} cells" in msg and "--max-cells" in msg
+
+
+def test_a_huge_seed_count_is_a_spec_error_not_a_memory_error():
+    text = big_spec(n_seeds=100_000_000_000, n_values=1)
+    with pytest.raises(SpecError, match=r"100,000,000,000 cells \(100,000,000,000 seeds"):
+        parse_spec(text)
+
+
+def test_the_cell_limit_is_exact_and_can_be_raised():
+    text = big_spec(n_seeds=3, n_values=2)  # 3 x 2 x 2 = 12 cells
+    with pytest.raises(SpecError, match="12 cells"):
+        parse_spec(text, max_cells=11)
+    assert len(parse_spec(text, max_cells=12).cells) == 12
+    assert count_cells(3, {"n": [1, 2], "d": [1, 2]}) == 12
+    for bad in (0, -1, 2.5, True, "10"):
+        with pytest.raises(ValueError, match="max_cells must be a positive integer"):
+            parse_spec(text, max_cells=bad)

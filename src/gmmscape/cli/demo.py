@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from gmmscape.cli._app import app, console
@@ -36,7 +37,8 @@ def demo(
             for row in rows:
                 table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
             console.print(table)
+    n_figures = sum(len(s.figures) for s in result.sections)
     console.print(
-        f"Wrote {result.report} with {sum(len(s.figures) for s in result.sections)} figure "
+        f"Wrote {escape(str(result.report))} with {n_figures} figure "
         f"files and {len(result.sections)} JSON files in {result.seconds:.0f} s."
     )

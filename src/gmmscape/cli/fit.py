@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from gmmscape.cli._app import app, console
@@ -14,7 +15,7 @@ _COV = ("full", "tied", "diag", "spherical")
 
 
 def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {exc}")
+    console.print(f"[bold red]error:[/] {escape(str(exc))}")
     raise typer.Exit(code=2)
 
 
@@ -59,11 +60,11 @@ def fit(
     except ValueError as exc:
         _fail(exc)
     for w in caught:
-        console.print(f"[yellow]warning:[/] {w.message}")
+        console.print(f"[yellow]warning:[/] {escape(str(w.message))}")
     n, d = X.shape
     state = "converged" if gm.converged_ else "did NOT converge"
     console.print(
-        f"[bold]{data}[/]: {n:,} points, {d} features. {k} components ({covariance}), "
+        f"[bold]{escape(str(data))}[/]: {n:,} points, {d} features. {k} components ({covariance}), "
         f"{state} after {gm.n_iter_} iterations; mean log-likelihood {gm.score(X):.6f}, "
         f"BIC {gm.bic(X):.1f}."
     )
@@ -89,7 +90,7 @@ def fit(
             f"{mv['loglik_before']:.6f} -> {mv['loglik_after']:.6f}"
         )
     path = save_model(gm, out)
-    console.print(f"Wrote {path}.")
+    console.print(f"Wrote {escape(str(path))}.")
 
 
 @app.command()
@@ -126,4 +127,4 @@ def predict(
     fmt = ["%d"] + ["%.17g"] * (0 if probs is None else gm.n_components)
     np.savetxt(tmp, np.hstack(cols), delimiter=",", header=header, comments="", fmt=fmt)
     tmp.replace(out)
-    console.print(f"Wrote {len(labels):,} labels to {out}.")
+    console.print(f"Wrote {len(labels):,} labels to {escape(str(out))}.")

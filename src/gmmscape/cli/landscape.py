@@ -3,35 +3,91 @@
 from __future__ import annotations
 
 import json
+import re
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
 from gmmscape.cli._app import app, console
+from gmmscape.cli._output import check_out as _check_out
+from gmmscape.cli._output import fail
+from gmmscape.cli._output import writing_into as _writing
 
 
 def _floats(text: str, name: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise typer.BadParameter(f"{name} must be comma-separated numbers; got {text!r}.") from None
+        raise ValueError(f"--{name} must be comma-separated numbers; got {text!r}.") from None
 
 
 def _ints(text: str, name: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise typer.BadParameter(
-            f"{name} must be comma-separated integers; got {text!r}."
-        ) from None
+        raise ValueError(f"--{name} must be comma-separated integers; got {text!r}.") from None
+
+
+#: Library argument names -> the options that set them, for error messages.
+_OPTIONS = {
+    "k": "--k",
+    "ks": "--ks",
+    "deltas": "--deltas",
+    "n_grid": "--grid",
+    "n_starts": "--starts",
+    "max_iter": "--max-iter",
+    "newton_iter": "--newton-iter",
+    "max_rounds": "--max-rounds",
+    "warn_fraction": "--warn-failed",
+    "schemes": "--schemes",
+    "scheme": "--scheme",
+    "method": "--method",
+    "family": "--family",
+    "delta": "--delta",
+    "sigma": "--sigma",
+    "d": "--d",
+    "k_star": "--k-star",
+}
 
 
 def _fail(exc: ValueError) -> None:
-    console.print(f"[red]error:[/] {exc}")
-    raise typer.Exit(code=2)
+    """``error: ...`` with the library's argument name replaced by the command's option."""
+    msg = re.sub(
+        r"^(\w+)(?= must| is empty|: )",
+        lambda m: _OPTIONS.get(m.group(1), m.group(1)),
+        str(exc),
+    )
+    fail(msg)
+
+
+@contextmanager
+def _quiet_study_warnings():
+    """The studies' warnings are kept in their results, which the commands print."""
+    from gmmscape.landscape.studies import StudyWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StudyWarning)
+        yield
+
+
+def _print_warnings(messages) -> None:
+    for m in messages:
+        console.print(f"[yellow]warning:[/] {escape(m)}", highlight=False)
+
+
+def _warn_fraction(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        _fail(ValueError(f"--warn-failed must be a fraction in [0, 1]; got {value}."))
+    return value
+
+
+_WARN_HELP = "Warn when failed or unconverged starts exceed this share of the starts."
 
 
 @app.command()
@@ -47,6 +103,9 @@ def landscape(
     ] = "gaussian,uniform,data,kmeans++",
     method: Annotated[str, typer.Option(help="em, gradient-em or newton.")] = "em",
     seed: Annotated[int, typer.Option(help="Seed of the starts.")] = 0,
+    max_iter: Annotated[int, typer.Option(help="EM steps of the batch phase.")] = 50,
+    newton_iter: Annotated[int, typer.Option(help="Newton iterations of each polish.")] = 100,
+    warn_failed: Annotated[float, typer.Option(help=_WARN_HELP)] = 0.05,
     out: Annotated[Path, typer.Option(help="Folder for the JSON and figures.")] = Path(
         "landscape-output"
     ),
@@ -55,6 +114,8 @@ def landscape(
     import gmmscape as gs
     from gmmscape.landscape import explore, plots
 
+    _check_out(out)
+    _warn_fraction(warn_failed)
     try:
         t = gs.Mixture(json.loads(truth), sigma=sigma)
         with Progress(console=console, transient=True) as prog:
@@ -70,30 +131,54 @@ def landscape(
                 schemes=[s.strip() for s in schemes.split(",")],
                 method=method,
                 seed=seed,
+                max_iter=max_iter,
+                newton_iter=newton_iter,
                 progress=say,
             )
-    except (ValueError, json.JSONDecodeError) as exc:
-        _fail(ValueError(str(exc)))
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        _fail(
+            ValueError(
+                f"--truth {truth!r}: {exc}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            )
+        )
     console.print(atlas.table())
     if atlas.failures:
         console.print(f"[yellow]{atlas.n_failed} start(s) failed:[/]")
         for f in atlas.failures:
-            console.print(f"  {f['count']} start(s): {f['reason']} (|grad| = {f['grad_norm']})")
+            console.print(
+                f"  {f['count']} start(s): {escape(str(f['reason']))} (|grad| = {f['grad_norm']})"
+            )
+    if atlas.n_failed > warn_failed * atlas.n_starts:
+        _print_warnings(
+            [
+                f"{atlas.n_failed} of {atlas.n_starts} starts failed; the critical points "
+                "they were heading for may be missing from the table. Add starts "
+                "(--starts) or Newton iterations (--newton-iter)."
+            ]
+        )
+    if atlas.batch_unconverged:
+        console.print(
+            f"{atlas.batch_unconverged} of {atlas.n_starts} starts hit --max-iter "
+            f"{max_iter} in the EM phase; Newton polished them (counted as failed above "
+            "if it could not).",
+            highlight=False,
+        )
     s = atlas.seconds
     console.print(
         f"{atlas.n_starts:,} starts in {s['total']:.1f} s ({1e3 * s['per_start']:.2f} ms per "
         f"start): batch {s['batch']:.1f} s, polish {s['polish']:.1f} s, certify "
         f"{s['certify']:.1f} s."
     )
-    paths = [atlas.write_json(out / "atlas.json")]
-    d = t.d
-    if d == 1:
-        paths += plots.save(plots.plot_atlas_1d(atlas), out / "atlas_1d")
-        if k == 2:
-            paths += plots.save(plots.plot_heatmap_2est(atlas), out / "heatmap")
-    elif d == 2:
-        paths += plots.save(plots.plot_groups_2d(atlas), out / "groups_2d")
-    console.print("Wrote " + ", ".join(str(p) for p in paths))
+    with _writing(out):
+        paths = [atlas.write_json(out / "atlas.json")]
+        d = t.d
+        if d == 1:
+            paths += plots.save(plots.plot_atlas_1d(atlas), out / "atlas_1d")
+            if k == 2:
+                paths += plots.save(plots.plot_heatmap_2est(atlas), out / "heatmap")
+        elif d == 2:
+            paths += plots.save(plots.plot_groups_2d(atlas), out / "groups_2d")
+    console.print("Wrote " + escape(", ".join(str(p) for p in paths)))
 
 
 @app.command()
@@ -105,6 +190,9 @@ def separation(
     deltas: Annotated[str, typer.Option(help="Comma-separated separations.")] = "1,2,3,4,6,8",
     starts: Annotated[int, typer.Option(help="Starts per landscape.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    max_iter: Annotated[int, typer.Option(help="EM steps of each batch phase.")] = 50,
+    newton_iter: Annotated[int, typer.Option(help="Newton iterations of each polish.")] = 100,
+    warn_failed: Annotated[float, typer.Option(help=_WARN_HELP)] = 0.05,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("landscape-output"),
 ) -> None:
     """Sweep the separation: spurious minima, their structure and approximation errors."""
@@ -112,8 +200,10 @@ def separation(
     from gmmscape.landscape import plots
     from gmmscape.landscape.studies import separation_study
 
+    _check_out(out)
+    _warn_fraction(warn_failed)
     try:
-        with Progress(console=console, transient=True) as prog:
+        with Progress(console=console, transient=True) as prog, _quiet_study_warnings():
             task = prog.add_task("landscapes", total=None)
             res = separation_study(
                 family,
@@ -123,11 +213,14 @@ def separation(
                 _floats(deltas, "deltas"),
                 n_starts=starts,
                 seed=seed,
+                max_iter=max_iter,
+                newton_iter=newton_iter,
+                warn_fraction=warn_failed,
                 progress=lambda i, n: prog.update(task, completed=i, total=n),
             )
     except ValueError as exc:
         _fail(exc)
-    table = Table(title=f"Separation study: {family}, k* = {k_star}, d = {d}")
+    table = Table(title=f"Separation study: {escape(family)}, k* = {k_star}, d = {d}")
     for col in (
         "k",
         "delta",
@@ -137,6 +230,7 @@ def separation(
         "non-overlapping",
         "max err/sigma",
         "failed",
+        "EM unconverged",
     ):
         table.add_column(col, justify="right")
     for r in res.rows:
@@ -151,10 +245,12 @@ def separation(
             str(r["n_failed"]),
         )
     console.print(table)
-    console.print(f"Empirical thresholds (non-overlapping from here on): {res.threshold}")
+    console.print(
+        f"Empirical thresholds (non-overlapping from here on): {escape(str(res.threshold))}"
+    )
     paths = plots.save(plots.plot_separation(res), out / "separation")
     paths.append(write_json(res, out / "separation.json"))
-    console.print("Wrote " + ", ".join(str(p) for p in paths))
+    console.print("Wrote " + escape(", ".join(str(p) for p in paths)))
 
 
 @app.command()
@@ -164,25 +260,42 @@ def bifurcation(
         "1,1.5,2,2.5,3,3.5,4,5,6"
     ),
     grid: Annotated[int, typer.Option(help="Grid values per axis of the starts.")] = 12,
+    newton_iter: Annotated[int, typer.Option(help="Newton iterations of each polish.")] = 100,
+    max_rounds: Annotated[
+        int,
+        typer.Option(
+            help="Search rounds per separation (more starts, continuation from both "
+            "neighbours) until its global minimum is found."
+        ),
+    ] = 4,
+    warn_failed: Annotated[float, typer.Option(help=_WARN_HELP)] = 0.05,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("landscape-output"),
 ) -> None:
-    """Every critical point of the 1-D three-center landscape against the separation."""
+    """Every critical point of the 1-D three-center landscape against the separation.
+
+    Exits with status 1 when some separation's global minimum was not found.
+    """
     from gmmscape.experiments.output import write_json
     from gmmscape.landscape import plots
     from gmmscape.landscape.studies import bifurcation_study
 
+    _check_out(out)
+    _warn_fraction(warn_failed)
     try:
-        with Progress(console=console, transient=True) as prog:
+        with Progress(console=console, transient=True) as prog, _quiet_study_warnings():
             task = prog.add_task("separations", total=None)
             res = bifurcation_study(
                 _floats(deltas, "deltas"),
                 family,
                 n_grid=grid,
+                newton_iter=newton_iter,
+                max_rounds=max_rounds,
+                warn_fraction=warn_failed,
                 progress=lambda i, n: prog.update(task, completed=i, total=n),
             )
     except ValueError as exc:
         _fail(exc)
-    table = Table(title=f"Critical points of the 1-D three-center landscape ({family})")
+    table = Table(title=f"Critical points of the 1-D three-center landscape ({escape(family)})")
     for col in ("delta", "kind", "index", "KL", "structure", "means"):
         table.add_column(col)
     for p in res.points:
@@ -195,9 +308,30 @@ def bifurcation(
             ", ".join(f"{x:.3f}" for x in p["means"]),
         )
     console.print(table)
-    paths = plots.save(plots.plot_bifurcation(res), out / "bifurcation")
-    paths.append(write_json(res, out / "bifurcation.json"))
-    console.print("Wrote " + ", ".join(str(p) for p in paths))
+    search = Table(title="Search per separation")
+    for col in ("delta", "starts", "rounds", "failed", "global minimum"):
+        search.add_column(col, justify="right")
+    for i, delta in enumerate(res.deltas):
+        search.add_row(
+            f"{delta:g}",
+            str(res.n_starts[i]),
+            str(res.rounds[i]),
+            f"[red]{res.n_failed[i]}[/]" if res.n_failed[i] else "0",
+            "found" if res.global_found[i] else "[red]NOT FOUND[/]",
+        )
+    console.print(search)
+    _print_warnings(res.warnings)
+    with _writing(out):
+        paths = plots.save(plots.plot_bifurcation(res), out / "bifurcation")
+        paths.append(write_json(res, out / "bifurcation.json"))
+    console.print("Wrote " + escape(", ".join(str(p) for p in paths)))
+    if not res.complete:
+        missing = [f"{x:g}" for x, ok in zip(res.deltas, res.global_found, strict=True) if not ok]
+        console.print(
+            f"[red]incomplete:[/] no global minimum found at delta = {', '.join(missing)}.",
+            highlight=False,
+        )
+        raise typer.Exit(code=1)
 
 
 @app.command("random-init")
@@ -207,15 +341,23 @@ def random_init(
     starts: Annotated[int, typer.Option(help="Starts per k.")] = 200,
     scheme: Annotated[str, typer.Option(help="Start scheme.")] = "data",
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    max_iter: Annotated[int, typer.Option(help="EM steps per start.")] = 500,
+    warn_failed: Annotated[float, typer.Option(help=_WARN_HELP)] = 0.05,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("landscape-output"),
 ) -> None:
-    """Probability that EM from random starts ends at a bad critical point, for k = k*."""
+    """Probability that EM from random starts ends at a bad critical point, for k = k*.
+
+    Starts whose EM has not converged after --max-iter steps are not classified; they
+    are counted, and bracket the bad share over all starts.
+    """
     from gmmscape.experiments.output import write_json
     from gmmscape.landscape import plots
     from gmmscape.landscape.studies import random_init_study
 
+    _check_out(out)
+    _warn_fraction(warn_failed)
     try:
-        with Progress(console=console, transient=True) as prog:
+        with Progress(console=console, transient=True) as prog, _quiet_study_warnings():
             task = prog.add_task("k", total=None)
             res = random_init_study(
                 _ints(ks, "ks"),
@@ -223,18 +365,41 @@ def random_init(
                 n_starts=starts,
                 scheme=scheme,
                 seed=seed,
+                max_iter=max_iter,
+                warn_fraction=warn_failed,
                 progress=lambda i, n: prog.update(task, completed=i, total=n),
             )
     except ValueError as exc:
         _fail(exc)
     table = Table(title="EM from random starts: probability of a bad end point")
-    for col in ("k = k*", "bad fraction", "95% CI", "unconverged", "seconds"):
-        table.add_column(col, justify="right")
-    for k, p, ci, u, s in zip(
-        res.ks, res.bad_fraction, res.ci, res.unconverged, res.seconds, strict=True
+    for col in (
+        "k = k*",
+        "bad (converged)",
+        "95% CI",
+        "unconverged",
+        "bad, all starts",
+        "seconds",
     ):
-        table.add_row(str(k), f"{p:.3f}", f"[{ci[0]:.3f}, {ci[1]:.3f}]", str(u), f"{s:.1f}")
+        table.add_column(col, justify="right")
+    for k, p, ci, u, b, s in zip(
+        res.ks, res.bad_fraction, res.ci, res.unconverged, res.bad_bounds, res.seconds, strict=True
+    ):
+        table.add_row(
+            str(k),
+            "-" if p is None else f"{p:.3f}",
+            "-" if ci is None else f"\\[{ci[0]:.3f}, {ci[1]:.3f}]",
+            f"[red]{u}[/]" if u else "0",
+            f"{b[0]:.3f}" if b[0] == b[1] else f"{b[0]:.3f} to {b[1]:.3f}",
+            f"{s:.1f}",
+        )
     console.print(table)
-    paths = plots.save(plots.plot_random_init(res), out / "random_init")
-    paths.append(write_json(res, out / "random_init.json"))
-    console.print("Wrote " + ", ".join(str(p) for p in paths))
+    console.print(
+        f"Unconverged: EM's largest step still above {res.tol:g} after --max-iter {max_iter} "
+        "steps; not classified. 'bad, all starts' brackets the share over all starts.",
+        highlight=False,
+    )
+    _print_warnings(res.warnings)
+    with _writing(out):
+        paths = plots.save(plots.plot_random_init(res), out / "random_init")
+        paths.append(write_json(res, out / "random_init.json"))
+    console.print("Wrote " + escape(", ".join(str(p) for p in paths)))

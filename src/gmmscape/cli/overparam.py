@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gmmscape.cli._app import app, console
+from gmmscape.cli._output import check_out, fail, writing_into
 
 
 @contextmanager
@@ -35,8 +37,7 @@ def _bar():
 
 
 def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]Error:[/] {exc}")
-    raise typer.Exit(code=1)
+    fail(str(exc))
 
 
 def _fmt(v, spec=".3f"):
@@ -71,6 +72,7 @@ def overparam(
         plot_study,
     )
 
+    check_out(out)
     try:
         wsets = (
             DEFAULT_WEIGHT_SETS
@@ -106,9 +108,12 @@ def overparam(
         )
     console.print(table)
     console.print(result.table[0]["explanation"])
-    paths = plot_study(result, out)
-    path = write_json(result, out / "overparam.json")
-    console.print(f"Wrote {', '.join(str(p) for p in [*paths, path])} in {result.seconds:.1f} s.")
+    with writing_into(out):
+        paths = plot_study(result, out)
+        path = write_json(result, out / "overparam.json")
+    console.print(
+        f"Wrote {escape(', '.join(str(p) for p in [*paths, path]))} in {result.seconds:.1f} s."
+    )
 
 
 @app.command()
@@ -134,6 +139,7 @@ def trap(
     from gmmscape.experiments.overparam import plot_trap
     from gmmscape.experiments.trap import trap as run_trap
 
+    check_out(out)
     kwargs = {} if not r else {"R_values": tuple(r)}
     if dims:
         kwargs["dims"] = tuple(dims)
@@ -160,9 +166,12 @@ def trap(
         )
     console.print(table)
     console.print(result.comparison)
-    paths = plot_trap(result, out)
-    path = write_json(result, out / "trap.json")
-    console.print(f"Wrote {', '.join(str(p) for p in [*paths, path])} in {result.seconds:.1f} s.")
+    with writing_into(out):
+        paths = plot_trap(result, out)
+        path = write_json(result, out / "trap.json")
+    console.print(
+        f"Wrote {escape(', '.join(str(p) for p in [*paths, path]))} in {result.seconds:.1f} s."
+    )
 
 
 @app.command("overparam-samples")
@@ -187,6 +196,7 @@ def overparam_samples(
         sample_study,
     )
 
+    check_out(out)
     try:
         with _bar() as update:
             result = sample_study(
@@ -218,6 +228,7 @@ def overparam_samples(
         )
     console.print(table)
     console.print(result.comparison)
-    paths = plot_samples(result, out)
-    path = write_json(result, out / "overparam_samples.json")
-    console.print(f"Wrote {', '.join(str(p) for p in [*paths, path])}.")
+    with writing_into(out):
+        paths = plot_samples(result, out)
+        path = write_json(result, out / "overparam_samples.json")
+    console.print(f"Wrote {escape(', '.join(str(p) for p in [*paths, path]))}.")

@@ -78,10 +78,16 @@ class QuadratureReport:
     seconds : float
         Wall time of the whole integration, all levels and rules included.
     max_relative_error : float
-        The returned result's largest error estimate relative to its quantity's scale.
+        The returned result's largest error estimate relative to its quantity's scale
+        (the largest of ``relative_errors``).
     tried : list of dict
         One entry per (rule, level) evaluated: rule, level, nodes, trapezoid radius
         (None for other rules) and the largest relative error estimate.
+    relative_errors : dict of str to float
+        Each quantity's error estimate relative to its scale, ``errors[key] /
+        max(max|value|, atol / rtol)``: a warning's figure is one of these, and names it.
+    worst : str or None
+        The quantity with the largest relative error estimate.
     """
 
     rule: str
@@ -93,6 +99,8 @@ class QuadratureReport:
     seconds: float
     max_relative_error: float
     tried: list = field(default_factory=list)
+    relative_errors: dict = field(default_factory=dict)
+    worst: str | None = None
 
 
 @dataclass(frozen=True)
@@ -568,13 +576,18 @@ class PopulationSource(Source):
 
     def _accuracy(self, out: dict, errors: dict) -> tuple[bool, float]:
         """Whether every error meets the tolerance, and the largest relative error."""
-        ok, worst = True, 0.0
-        for key, err in errors.items():
-            scale = float(np.max(np.abs(out[key])))
-            allowed = self.atol + self.rtol * scale
-            ok &= err <= allowed
-            worst = max(worst, err / max(scale, self.atol / self.rtol))
-        return bool(ok), worst
+        ok = all(
+            err <= self.atol + self.rtol * float(np.max(np.abs(out[key])))
+            for key, err in errors.items()
+        )
+        return bool(ok), max(self._relative(out, errors).values(), default=0.0)
+
+    def _relative(self, out: dict, errors: dict) -> dict:
+        """Each quantity's error estimate relative to its scale (floored at atol / rtol)."""
+        return {
+            key: float(err / max(float(np.max(np.abs(out[key]))), self.atol / self.rtol))
+            for key, err in errors.items()
+        }
 
     def expect(self, model: Mixture, *, hessian: bool = False) -> Expectation:
         t0 = time.perf_counter()
@@ -632,6 +645,8 @@ class PopulationSource(Source):
                 f"estimate in r={r} dimensions; raise it."
             )
         worst, rule, level, size, out, errors, ok = best
+        relative = self._relative(out, errors)
+        worst_key = max(relative, key=relative.get) if relative else None
         report = QuadratureReport(
             rule=rule,
             r=r,
@@ -642,12 +657,16 @@ class PopulationSource(Source):
             seconds=time.perf_counter() - t0,
             max_relative_error=worst,
             tried=tried,
+            relative_errors=relative,
+            worst=worst_key,
         )
         if not ok:
+            listed = ", ".join(f"{key} {rel:.2g}" for key, rel in relative.items())
             warnings.warn(
                 f"population quadrature did not reach rtol={self.rtol:g}, atol={self.atol:g} "
                 f"within max_nodes={self.max_nodes} (r={r}); best rule {rule!r} level {level} "
-                f"has relative error estimate {worst:.3g}.",
+                f"has relative error estimate {worst:.3g}, on {worst_key!r} (absolute "
+                f"{errors[worst_key]:.3g}); per quantity (report.relative_errors): {listed}.",
                 QuadratureWarning,
                 stacklevel=3,
             )

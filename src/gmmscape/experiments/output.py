@@ -32,6 +32,9 @@ PAGE_STYLE = (
 def write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (a temporary file renamed into place).
 
+    If writing fails (a full disk, a folder named ``path``) the temporary file is
+    removed and the error raised; ``path`` is then untouched.
+
     Parameters
     ----------
     path : str or Path
@@ -44,8 +47,12 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except BaseException:  # a full disk, a folder in the way, Ctrl-C: leave nothing behind
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -293,9 +293,24 @@ def plot_random_init(result):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     k = np.asarray(result.ks)
-    p = np.asarray(result.bad_fraction)
-    ci = np.asarray(result.ci)
-    ax.errorbar(k, p, yerr=[p - ci[:, 0], ci[:, 1] - p], fmt="o-", capsize=3)
+    have = np.array([p is not None for p in result.bad_fraction], dtype=bool)
+    if have.any():
+        p = np.array([x for x in result.bad_fraction if x is not None], dtype=float)
+        ci = np.array([c for c in result.ci if c is not None], dtype=float)
+        ax.errorbar(
+            k[have],
+            p,
+            yerr=[p - ci[:, 0], ci[:, 1] - p],
+            fmt="o-",
+            capsize=3,
+            label="converged starts (95% CI)",
+        )
+    bounds = np.asarray(getattr(result, "bad_bounds", None) or [], dtype=float)
+    if bounds.size and np.any(np.asarray(result.unconverged) > 0):
+        ax.fill_between(
+            k, bounds[:, 0], bounds[:, 1], alpha=0.2, label="all starts, unconverged either way"
+        )
+        ax.legend(fontsize=8)
     ax.set_xlabel("k = k*")
     ax.set_ylabel("P(EM ends at a bad critical point)")
     ax.set_ylim(-0.02, 1.02)

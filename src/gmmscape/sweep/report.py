@@ -11,6 +11,11 @@
 - ``manifest.json``: for each figure, the database, the query and the keys of the cells
   it was drawn from, so every figure can be traced to its rows.
 
+Rows whose payload cannot be decoded (see :mod:`~gmmscape.sweep.store`) are listed in
+a table of corrupt rows with their cell keys and the problem, counted in the manifest
+(``rows_corrupt``, ``corrupt``), and left out of the figures, tables and CSV, which are
+written from the other rows.
+
 Figures come from each type's ``plot(rows)`` in the registry; a type that is not
 registered in this installation, or whose plot raises, still gets its tables and CSV, and
 the page says why its figures are missing.
@@ -52,7 +57,8 @@ class ReportManifest:
     generated : str
         UTC time.
     experiments : dict
-        Per experiment type: ``rows_done``, ``rows_failed``, ``csv``, ``figures`` (file
+        Per experiment type: ``rows_done``, ``rows_failed``, ``rows_corrupt``, ``corrupt``
+        (cell key, status and problem of each corrupt row), ``csv``, ``figures`` (file
         stem -> list of PNG/SVG paths), ``cell_keys`` (the done cells every figure was
         drawn from, in the order they were passed to ``plot``), ``notes``.
     specs : list of dict
@@ -193,6 +199,7 @@ def write_report(db: str | Path, out: str | Path) -> ReportManifest:
     with ResultsStore(db, readonly=True) as store:
         experiments = store.experiments()
         all_rows = {e: store.rows(e) for e in experiments}
+        corrupt_rows = store.corrupt_rows()
         statuses = store.spec_status()
         specs = store.specs()
     out.mkdir(parents=True, exist_ok=True)
@@ -205,10 +212,18 @@ def write_report(db: str | Path, out: str | Path) -> ReportManifest:
             "cells": s.cells,
             "done": s.done,
             "failed": s.failed,
+            "corrupt": s.corrupt,
             "remaining": s.remaining,
         }
         for s in statuses
     ]
+    corrupt_by_exp: dict[str, list] = {}
+    for r in corrupt_rows:
+        corrupt_by_exp.setdefault(r["experiment"], []).append(r)
+    for exp in corrupt_by_exp:
+        if exp not in all_rows:  # the experiment name itself is damaged
+            experiments.append(exp)
+            all_rows[exp] = []
     parts = [
         f"<h1>Sweep report: {html.escape(db.name)}</h1>",
         f"<p class='small'>Database {html.escape(str(db.resolve()))}; generated "
@@ -216,17 +231,33 @@ def write_report(db: str | Path, out: str | Path) -> ReportManifest:
         "manifest.json lists the cell keys behind each figure.</p>",
         "<h2>Specs</h2>",
         html_table(
-            ["spec", "hash", "experiment", "cells", "done", "failed", "remaining"],
+            ["spec", "hash", "experiment", "cells", "done", "failed", "corrupt", "remaining"],
             [
-                [s.name, s.spec_hash[:12], s.experiment, s.cells, s.done, s.failed, s.remaining]
+                [
+                    s.name,
+                    s.spec_hash[:12],
+                    s.experiment,
+                    s.cells,
+                    s.done,
+                    s.failed,
+                    s.corrupt,
+                    s.remaining,
+                ]
                 for s in statuses
             ],
         ),
     ]
+    if corrupt_rows:
+        parts.append(
+            f"<p class='note'>{len(corrupt_rows)} stored rows cannot be decoded (damaged "
+            "payloads) and are left out of every figure, table and CSV below; each is listed "
+            "under its experiment. Rerunning the spec recomputes and replaces them.</p>"
+        )
     for exp in experiments:
         rows = all_rows[exp]
         done = [r for r in rows if r["status"] == "done"]
         failed = [r for r in rows if r["status"] == "failed"]
+        corrupt = corrupt_by_exp.get(exp, [])
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in exp)
         notes: list[str] = []
         figs = _figures(exp, done, out / safe, notes)
@@ -235,6 +266,11 @@ def write_report(db: str | Path, out: str | Path) -> ReportManifest:
         manifest.experiments[exp] = {
             "rows_done": len(done),
             "rows_failed": len(failed),
+            "rows_corrupt": len(corrupt),
+            "corrupt": [
+                {"cell_key": r["cell_key"], "status": r["status"], "problem": r["problem"]}
+                for r in corrupt
+            ],
             "csv": str(csv_path),
             "figures": {stem: [str(p) for p in paths] for stem, paths in figs.items()},
             "cell_keys": [r["cell_key"] for r in done],
@@ -243,8 +279,9 @@ def write_report(db: str | Path, out: str | Path) -> ReportManifest:
             "notes": notes,
         }
         parts.append(f"<h2>{html.escape(exp)}</h2>")
+        bad = f", {len(corrupt)} corrupt" if corrupt else ""
         parts.append(
-            f"<p>{len(done)} done, {len(failed)} failed rows. All rows: "
+            f"<p>{len(done)} done, {len(failed)} failed{bad} rows. All readable rows: "
             f"<a href='{html.escape(csv_path.name)}'>{html.escape(csv_path.name)}</a>.</p>"
         )
         for note in notes:
@@ -289,6 +326,15 @@ def write_report(db: str | Path, out: str | Path) -> ReportManifest:
                 for r in failed[:MAX_HTML_ROWS]
             ]
             parts.append(html_table(["cell", *pcols, "attempts", "error"], body, "Failed rows"))
+        if corrupt:
+            body = [[r["cell_key"], r["status"], r["problem"]] for r in corrupt[:MAX_HTML_ROWS]]
+            parts.append(
+                html_table(
+                    ["cell key", "status", "problem"],
+                    body,
+                    "Corrupt rows (left out of the figures, tables and CSV)",
+                )
+            )
     parts.append("<h2>Spec files</h2>")
     for s in specs:
         parts.append(

@@ -19,6 +19,17 @@ own transaction as soon as it arrives:
     outcomes come back to the client through ``as_completed``. The workers need the same
     gmmscape (and the modules of the experiment types) installed.
 
+Several runs may share one database (two terminals, two batch jobs): each registers
+itself in the store, and claims every cell in a write transaction just before it hands
+the cell to a worker (:meth:`ResultsStore.claim`), so no cell is computed by two runs. A
+cell that another live run has claimed, or stored since this run planned, is skipped and
+counted (``claimed_elsewhere``, ``stored_elsewhere``); the summary says what this run did
+and what it left to others. A run killed with ``kill -9`` leaves claims that the next run
+takes over (its process is gone, or its heartbeat stops).
+
+A cell whose stored row is corrupt (see :mod:`~gmmscape.sweep.store`) is computed again
+and its row replaced.
+
 A cell that raises is an outcome like any other (``failed``, with its error and
 traceback) and never stops the sweep. ``KeyboardInterrupt`` (Ctrl-C; the CLI turns SIGTERM
 into one too) stops the sweep: queued cells are cancelled, running ones abandoned, nothing
@@ -62,10 +73,18 @@ class SweepSummary:
         Cells that already had a ``done`` row.
     skipped_failed : int
         Cells that had a ``failed`` row and were not retried.
+    corrupt : int
+        Cells of ``to_run`` whose stored row was corrupt (they are recomputed).
     to_run : int
         Cells this call set out to run.
     done, failed : int
-        Cells this call stored as done or failed.
+        Cells this call computed and stored as done or failed.
+    claimed_elsewhere : int
+        Cells of ``to_run`` left to another live run on the same database, which had
+        claimed them first.
+    stored_elsewhere : int
+        Cells of ``to_run`` that another run stored after this one planned (this run did
+        not compute them, or computed them and found the row already written).
     interrupted : bool
         True if the sweep was stopped (Ctrl-C) before every cell ran.
     seconds : float
@@ -78,9 +97,12 @@ class SweepSummary:
     total: int = 0
     skipped_done: int = 0
     skipped_failed: int = 0
+    corrupt: int = 0
     to_run: int = 0
     done: int = 0
     failed: int = 0
+    claimed_elsewhere: int = 0
+    stored_elsewhere: int = 0
     interrupted: bool = False
     seconds: float = 0.0
     backend: str = ""
@@ -88,8 +110,10 @@ class SweepSummary:
 
     @property
     def remaining(self) -> int:
-        """Cells of ``to_run`` that did not run."""
-        return self.to_run - self.done - self.failed
+        """Cells of ``to_run`` that nobody stored: not run by this call, not left to others."""
+        return (
+            self.to_run - self.done - self.failed - self.claimed_elsewhere - self.stored_elsewhere
+        )
 
 
 def _json_default(obj: Any):
@@ -246,6 +270,43 @@ class _Task:
     cell: Cell
     spec_hash: str
     module: str
+    expected: tuple | None = None  # (status, attempts) of the row seen when planning
+    replace: bool = False  # the row is corrupt: overwrite it
+
+
+#: Cells claimed per transaction by local worker processes and Dask (one per cell in
+#: process: a second run then takes every cell this one has not started).
+CLAIM_CHUNK = 8
+
+
+class _Claimer:
+    """Hands out the planned tasks that this run could claim, in order."""
+
+    def __init__(self, store: ResultsStore, tasks, summary: SweepSummary, chunk: int, on_skip):
+        self.store, self.summary, self.chunk, self.on_skip = store, summary, chunk, on_skip
+        self.queue: deque = deque(tasks)
+        self.ready: deque = deque()
+
+    def __bool__(self) -> bool:
+        return bool(self.ready or self.queue)
+
+    def pop(self) -> _Task | None:
+        """The next claimed task, or None when none is left."""
+        while not self.ready and self.queue:
+            batch = [self.queue.popleft() for _ in range(min(self.chunk, len(self.queue)))]
+            got = self.store.claim(
+                [t.cell for t in batch],
+                {(t.cell.experiment, t.cell.key): t.expected for t in batch},
+            )
+            for t in batch:
+                what = got[(t.cell.experiment, t.cell.key)]
+                if what == "claimed":
+                    self.ready.append(t)
+                    continue
+                setattr(self.summary, what, getattr(self.summary, what) + 1)
+                if self.on_skip is not None:
+                    self.on_skip(t.cell, what)
+        return self.ready.popleft() if self.ready else None
 
 
 def plan(specs: Sequence[Spec], store: ResultsStore, retry_failed: bool = False):
@@ -262,8 +323,10 @@ def plan(specs: Sequence[Spec], store: ResultsStore, retry_failed: bool = False)
     -------
     tasks : list
         One entry per cell to run, in spec order; a cell shared by specs appears once.
+        Cells with a corrupt row are run again.
     summary : SweepSummary
-        With ``total``, ``skipped_done``, ``skipped_failed`` and ``to_run`` filled in.
+        With ``total``, ``skipped_done``, ``skipped_failed``, ``corrupt`` and ``to_run``
+        filled in.
     """
     from gmmscape.experiments import registry
 
@@ -272,6 +335,7 @@ def plan(specs: Sequence[Spec], store: ResultsStore, retry_failed: bool = False)
     for spec in specs:
         module = registry.MODULES[spec.experiment]
         status = store.statuses(spec.experiment)
+        versions = store.row_versions(spec.experiment)
         for cell in spec.cells:
             if (cell.experiment, cell.key) in seen:
                 continue
@@ -283,7 +347,9 @@ def plan(specs: Sequence[Spec], store: ResultsStore, retry_failed: bool = False)
             elif st == "failed" and not retry_failed:
                 summary.skipped_failed += 1
             else:
-                tasks.append(_Task(cell, spec.hash, module))
+                summary.corrupt += st == "corrupt"
+                expected = versions.get(cell.key)
+                tasks.append(_Task(cell, spec.hash, module, expected, st == "corrupt"))
     summary.to_run = len(tasks)
     return tasks, summary
 
@@ -298,6 +364,7 @@ def run_sweep(
     retry_failed: bool = False,
     on_plan: Callable[[SweepSummary], None] | None = None,
     on_result: Callable[[Cell, Outcome], None] | None = None,
+    on_skip: Callable[[Cell, str], None] | None = None,
 ) -> SweepSummary:
     """Run every cell of ``specs`` that has no row yet and store each outcome as it comes.
 
@@ -306,7 +373,8 @@ def run_sweep(
     specs : sequence of Spec
         Validated specs (see :func:`gmmscape.sweep.spec.load_spec`).
     store : ResultsStore
-        The results database; this process is its only writer.
+        The results database (writable). Other runs may write to it at the same time;
+        this call registers as a run and claims each cell before computing it.
     workers : int, default 1
         Local worker processes (``spawn``); 1 runs the cells in this process.
     scheduler : str, optional
@@ -319,6 +387,9 @@ def run_sweep(
         Called once with the summary's counts before any cell runs.
     on_result : callable, optional
         Called with each ``(cell, outcome)`` after its row is stored.
+    on_skip : callable, optional
+        Called with ``(cell, reason)`` for each planned cell this call leaves to another
+        run; ``reason`` is ``"claimed_elsewhere"`` or ``"stored_elsewhere"``.
 
     Returns
     -------
@@ -345,7 +416,12 @@ def run_sweep(
     t0 = time.perf_counter()
 
     def write(task: _Task, outcome: Outcome) -> None:
-        store.record(task.cell, outcome, task.spec_hash)
+        if not store.record(task.cell, outcome, task.spec_hash, replace=task.replace):
+            # another run stored a done row after all (its claim had gone stale)
+            summary.stored_elsewhere += 1
+            if on_skip is not None:
+                on_skip(task.cell, "stored_elsewhere")
+            return
         if outcome.status == "done":
             summary.done += 1
         else:
@@ -358,14 +434,23 @@ def run_sweep(
     try:
         if not tasks:
             summary.backend = "nothing to run"
-        elif scheduler is not None or dask_local is not None:
-            _run_dask(tasks, write, summary, scheduler, dask_local)
-        elif workers == 1:
-            summary.backend = "in-process"
-            for task in tasks:
-                write(task, execute_cell(task.module, task.cell.experiment, task.cell.params))
         else:
-            _run_processes(tasks, write, summary, workers)
+            store.begin_run()
+            try:
+                if scheduler is not None or dask_local is not None:
+                    claimer = _Claimer(store, tasks, summary, CLAIM_CHUNK, on_skip)
+                    _run_dask(claimer, write, summary, scheduler, dask_local)
+                elif workers == 1:
+                    summary.backend = "in-process"
+                    claimer = _Claimer(store, tasks, summary, 1, on_skip)
+                    while (task := claimer.pop()) is not None:
+                        c = task.cell
+                        write(task, execute_cell(task.module, c.experiment, c.params))
+                else:
+                    claimer = _Claimer(store, tasks, summary, CLAIM_CHUNK, on_skip)
+                    _run_processes(claimer, write, summary, workers)
+            finally:
+                store.end_run()
     except KeyboardInterrupt:
         summary.interrupted = True
     summary.seconds = time.perf_counter() - t0
@@ -388,14 +473,13 @@ def _terminate(pool) -> None:
         p.join(timeout=5)
 
 
-def _run_processes(tasks, write, summary: SweepSummary, workers: int) -> None:
+def _run_processes(claimer: _Claimer, write, summary: SweepSummary, workers: int) -> None:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     summary.backend = f"processes ({workers})"
     ctx = multiprocessing.get_context("spawn")
-    queue = deque(tasks)
     # cells in flight when a worker died: each runs again alone, so the one that kills
     # its worker is found and stored as failed, and the others are not blamed
     suspects: deque = deque()
@@ -409,13 +493,17 @@ def _run_processes(tasks, write, summary: SweepSummary, workers: int) -> None:
     pool = new_pool()
     running: dict = {}
     try:
-        while queue or suspects or running:
+        while claimer or suspects or running:
             limit = 1 if suspects else window
-            while (suspects or queue) and len(running) < limit:
-                task = suspects.popleft() if suspects else queue.popleft()
+            while len(running) < limit:
+                task = suspects.popleft() if suspects else claimer.pop()
+                if task is None:
+                    break
                 c = task.cell
                 fut = pool.submit(execute_cell, task.module, c.experiment, c.params)
                 running[fut] = (task, limit == 1)
+            if not running:
+                break
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             broken = False
             for fut in finished:
@@ -447,7 +535,7 @@ def _run_processes(tasks, write, summary: SweepSummary, workers: int) -> None:
     pool.shutdown(wait=True)
 
 
-def _run_dask(tasks, write, summary: SweepSummary, scheduler, dask_local) -> None:
+def _run_dask(claimer: _Claimer, write, summary: SweepSummary, scheduler, dask_local) -> None:
     import logging
 
     from distributed import Client, LocalCluster, as_completed
@@ -465,7 +553,6 @@ def _run_dask(tasks, write, summary: SweepSummary, scheduler, dask_local) -> Non
     else:
         client = Client(scheduler)
     summary.backend = f"dask ({client.scheduler.address})"
-    queue = deque(tasks)
     running: dict = {}
     try:
 
@@ -475,7 +562,9 @@ def _run_dask(tasks, write, summary: SweepSummary, scheduler, dask_local) -> Non
         limit, refreshed = window(), time.monotonic()
 
         def submit(ac=None):
-            task = queue.popleft()
+            task = claimer.pop()
+            if task is None:
+                return None
             c = task.cell
             fut = client.submit(
                 execute_cell,
@@ -490,7 +579,9 @@ def _run_dask(tasks, write, summary: SweepSummary, scheduler, dask_local) -> Non
                 ac.add(fut)
             return fut
 
-        initial = [submit() for _ in range(min(limit, len(queue)))]
+        initial = []
+        while len(initial) < limit and (fut := submit()) is not None:
+            initial.append(fut)
         ac = as_completed(initial)
         for fut in ac:
             task = running.pop(fut)
@@ -502,8 +593,8 @@ def _run_dask(tasks, write, summary: SweepSummary, scheduler, dask_local) -> Non
             fut.release()
             if time.monotonic() - refreshed > DASK_REFRESH_S:
                 limit, refreshed = window(), time.monotonic()
-            while queue and len(running) < limit:
-                submit(ac)
+            while len(running) < limit and submit(ac) is not None:
+                pass
     except BaseException:
         client.cancel(list(running))
         raise
