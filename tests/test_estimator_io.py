@@ -116,3 +116,83 @@ def test_user_guide_code_blocks_run():
     assert ns["fixed"].score(ns["Xb"]) > ns["plain"].score(ns["Xb"])
     assert ns["fixed"].refine_moves_
     np.testing.assert_array_equal(ns["labels"], ns["gm"].predict(ns["X"]))
+
+
+def _del(key):
+    return lambda m: m["fitted"].pop(key)
+
+
+def _set(part, key, value):
+    return lambda m: m[part].__setitem__(key, value)
+
+
+def _scale_weights(m):
+    m["fitted"]["weights_"] = [2 * w for w in m["fitted"]["weights_"]]
+
+
+def _negative_weight(m):
+    w = m["fitted"]["weights_"]
+    w[0], w[1] = -0.1, w[1] + w[0] + 0.1
+
+
+def _zero_factor(m):
+    m["fitted"]["precisions_cholesky_"][0] = [[0.0, 0.0], [0.0, 0.0]]
+
+
+BAD_MODELS = [
+    (_del("means_"), r"'fitted' lacks \['means_'\]"),
+    (_del("n_iter_"), r"lacks \['n_iter_'\]"),
+    (lambda m: m.pop("fitted"), "'fitted' must be a JSON object"),
+    (_set("params", "colour", "red"), r"unknown parameter\(s\) \['colour'\]"),
+    (_set("fitted", "dtype", "float16"), "fitted.dtype must be"),
+    (lambda m: m.__setitem__("params", "n_components=3"), "'params' must be a JSON object"),
+    (_set("fitted", "means_", [[0.0, 0.0]]), r"fitted.means_ must have shape \(3, 2\)"),
+    (_set("params", "n_components", 2), r"fitted.weights_ must have shape \(2,\)"),
+    (_set("params", "covariance_type", "round"), "invalid 'params'"),
+    (_set("fitted", "n_iter_", "ten"), "fitted.n_iter_ has the wrong type"),
+    (_set("fitted", "means_", "abc"), "fitted.means_ is not an array"),
+    (_scale_weights, "sum to 1"),
+    (_negative_weight, r"lie in \[0, 1\]"),
+    (_zero_factor, r"precisions_cholesky_\[0\] is singular"),
+    (lambda m: m.__setitem__("version", 99), "format version 99"),
+    (lambda m: m.__setitem__("format", "other"), "not a saved"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "match"), BAD_MODELS)
+def test_bad_model_file_is_an_error_naming_the_field(tmp_path, mutate, match):
+    model = tmp_path / "m.json"
+    save_model(GaussianMixture(3, random_state=0).fit(X), model)
+    data = json.loads(model.read_text())
+    mutate(data)
+    model.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=match):
+        load_model(model)
+    np.save(tmp_path / "x.npy", X)
+    res = CliRunner().invoke(app, ["predict", str(model), str(tmp_path / "x.npy")])
+    assert res.exit_code == 2 and "error:" in res.output and "Traceback" not in res.output
+
+
+def test_cli_paths_that_are_directories_or_missing(tmp_path):
+    np.save(tmp_path / "x.npy", X)
+    adir = tmp_path / "adir.csv"
+    adir.mkdir()
+    run = CliRunner().invoke
+    res = run(app, ["fit", str(adir), "-k", "2", "--out", str(tmp_path / "m.json")])
+    assert res.exit_code == 2 and "is a directory" in " ".join(res.output.split())
+    res = run(app, ["fit", str(tmp_path / "x.npy"), "-k", "2", "--out", str(adir)])
+    assert res.exit_code == 2 and "is a directory" in " ".join(res.output.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir.csv", "x.npy"]
+    model = tmp_path / "m.json"
+    assert run(app, ["fit", str(tmp_path / "x.npy"), "-k", "2", "--out", str(model)]).exit_code == 0
+    out = tmp_path / "new" / "dir" / "labels.csv"
+    res = run(app, ["predict", str(model), str(tmp_path / "x.npy"), "--out", str(out)])
+    assert res.exit_code == 0 and out.exists()
+    res = run(app, ["predict", str(adir), str(tmp_path / "x.npy")])
+    assert res.exit_code == 2 and "is a directory" in " ".join(res.output.split())
+
+
+def test_complex_data_is_refused(tmp_path):
+    np.save(tmp_path / "c.npy", X.astype(complex))
+    with pytest.raises(ValueError, match=r"dtype complex128.*real"):
+        read_data(tmp_path / "c.npy")

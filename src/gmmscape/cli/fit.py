@@ -19,6 +19,15 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(code=2)
 
 
+def _check_out_file(out: Path) -> None:
+    """Refuse, before any work, an ``--out`` that cannot be a file."""
+    if out.is_dir():
+        _fail(ValueError(f"--out {out} is a directory; give a file name (e.g. {out}/model.json)."))
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            _fail(ValueError(f"--out {out} is under the file {parent}; choose another path."))
+
+
 @app.command()
 def fit(
     data: Annotated[Path, typer.Argument(help="CSV, .npy or Parquet file, one row per point.")],
@@ -42,6 +51,7 @@ def fit(
 
     if covariance not in _COV:
         _fail(ValueError(f"--covariance must be one of {', '.join(_COV)}; got {covariance!r}."))
+    _check_out_file(out)
     try:
         X = read_data(data)
         gm = GaussianMixture(
@@ -89,7 +99,10 @@ def fit(
             f"refine: merged {mv['merge']}, split {mv['split']}: log-likelihood "
             f"{mv['loglik_before']:.6f} -> {mv['loglik_after']:.6f}"
         )
-    path = save_model(gm, out)
+    try:
+        path = save_model(gm, out)
+    except OSError as exc:
+        _fail(ValueError(f"cannot write the model to --out {out}: {exc.strerror or exc}."))
     console.print(f"Wrote {escape(str(path))}.")
 
 
@@ -107,6 +120,8 @@ def predict(
 
     from gmmscape.estimator._io import load_model, read_data
 
+    if out is not None:
+        _check_out_file(out)
     try:
         gm = load_model(model)
         X = read_data(data)
@@ -125,6 +140,11 @@ def predict(
     )
     tmp = out.with_suffix(out.suffix + ".tmp")
     fmt = ["%d"] + ["%.17g"] * (0 if probs is None else gm.n_components)
-    np.savetxt(tmp, np.hstack(cols), delimiter=",", header=header, comments="", fmt=fmt)
-    tmp.replace(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savetxt(tmp, np.hstack(cols), delimiter=",", header=header, comments="", fmt=fmt)
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        _fail(ValueError(f"cannot write the labels to --out {out}: {exc.strerror or exc}."))
     console.print(f"Wrote {len(labels):,} labels to {escape(str(out))}.")

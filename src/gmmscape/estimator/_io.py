@@ -94,13 +94,28 @@ def read_data(path) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path}: no such file.")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, not a data file.")
+    try:
+        return _read_data(path)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the file: {exc.strerror or exc}.") from None
+
+
+def _read_data(path: Path) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix in (".csv", ".txt"):
         X = read_csv(path)
     elif suffix == ".npy":
-        X = np.load(path, allow_pickle=False)
-        if not np.issubdtype(X.dtype, np.number):
-            raise ValueError(f"{path}: the array has non-numeric dtype {X.dtype}.")
+        try:
+            X = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise ValueError(f"{path}: not a readable .npy array: {exc}") from None
+        if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+            raise ValueError(
+                f"{path}: the array has dtype {X.dtype}; a Gaussian mixture is fitted to real "
+                "numbers (split complex data into real and imaginary columns)."
+            )
     elif suffix in (".parquet", ".pq"):
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -178,8 +193,127 @@ def save_model(gm, path) -> Path:
     return write_json(SavedModel(FORMAT, FORMAT_VERSION, params, fitted), Path(path))
 
 
+#: Keys every saved model's ``fitted`` section holds, with their JSON types.
+_FITTED_SCALARS = {
+    "dtype": str,
+    "n_features_in_": int,
+    "converged_": bool,
+    "n_iter_": int,
+    "lower_bound_": (int, float),
+    "lower_bounds_": list,
+}
+
+
+def _cov_shapes(ct: str, k: int, d: int) -> tuple:
+    return {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[ct]
+
+
+def _check_array(path, name, value, shape, dtype) -> np.ndarray:
+    try:
+        a = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: fitted.{name} is not an array of numbers.") from None
+    if a.shape != shape:
+        raise ValueError(f"{path}: fitted.{name} must have shape {shape}; got {a.shape}.")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{path}: fitted.{name} holds NaN or inf.")
+    return a
+
+
+def _check_model(path: Path, data) -> tuple[dict, dict, dict]:
+    """Validate a saved model's JSON against the schema; return (params, arrays, scalars).
+
+    Checks the format and its version, the keys and types of ``params`` and ``fitted``,
+    the dtype, every array's shape (from ``n_components``, ``n_features_in_`` and the
+    covariance type), finite values, weights in [0, 1] summing to one, positive-definite
+    covariances and non-singular precision factors. Errors name the field.
+    """
+    from gmmscape.estimator._gaussian_mixture import GaussianMixture
+
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a saved {FORMAT} model (no 'format': {FORMAT!r}).")
+    if data.get("version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: model format version {data.get('version')!r}; this gmmscape reads "
+            f"version {FORMAT_VERSION}."
+        )
+    params, fitted = data.get("params"), data.get("fitted")
+    for name, part in (("params", params), ("fitted", fitted)):
+        if not isinstance(part, dict):
+            raise ValueError(f"{path}: '{name}' must be a JSON object; got {type(part).__name__}.")
+    known = set(GaussianMixture().get_params())
+    extra = sorted(set(params) - known)
+    if extra:
+        raise ValueError(f"{path}: unknown parameter(s) {extra} in 'params'.")
+    params = dict(params)
+    for key in ("weights_init", "means_init", "precisions_init"):
+        if params.get(key) is not None:
+            params[key] = np.asarray(params[key])
+    params["freeze"] = tuple(params.get("freeze", ()))
+    try:
+        GaussianMixture(**params)._validate_params()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: invalid 'params': {exc}") from None
+    missing = [n for n in (*_FITTED, *_FITTED_SCALARS) if n not in fitted]
+    if missing:
+        raise ValueError(f"{path}: 'fitted' lacks {missing}.")
+    for name, typ in _FITTED_SCALARS.items():
+        v = fitted[name]
+        if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+            raise ValueError(f"{path}: fitted.{name} has the wrong type ({type(v).__name__}).")
+    if fitted["dtype"] not in ("float32", "float64"):
+        raise ValueError(
+            f"{path}: fitted.dtype must be 'float32' or 'float64'; got {fitted['dtype']!r}."
+        )
+    dt = np.dtype(fitted["dtype"]).type
+    k, d = int(params.get("n_components", 1)), fitted["n_features_in_"]
+    ct = params.get("covariance_type", "full")
+    if d < 1:
+        raise ValueError(f"{path}: fitted.n_features_in_ must be >= 1; got {d}.")
+    cov_shape = _cov_shapes(ct, k, d)
+    arrays = {
+        "weights_": _check_array(path, "weights_", fitted["weights_"], (k,), dt),
+        "means_": _check_array(path, "means_", fitted["means_"], (k, d), dt),
+        "covariances_": _check_array(path, "covariances_", fitted["covariances_"], cov_shape, dt),
+        "precisions_cholesky_": _check_array(
+            path, "precisions_cholesky_", fitted["precisions_cholesky_"], cov_shape, dt
+        ),
+    }
+    w = arrays["weights_"]
+    tol = 1e-6 if dt == np.float64 else 1e-4
+    if (w < 0).any() or (w > 1).any() or abs(float(np.sum(w, dtype=np.float64)) - 1.0) > tol:
+        raise ValueError(
+            f"{path}: fitted.weights_ must lie in [0, 1] and sum to 1; got sum "
+            f"{float(np.sum(w, dtype=np.float64)):.8g}, min {float(w.min()):.3g}."
+        )
+    cov, pc = arrays["covariances_"], arrays["precisions_cholesky_"]
+    if ct in ("diag", "spherical"):
+        for name, a in (("covariances_", cov), ("precisions_cholesky_", pc)):
+            if (a <= 0).any():
+                raise ValueError(f"{path}: fitted.{name} must be positive.")
+    else:
+        mats = (cov, pc) if ct == "full" else (cov[None], pc[None])
+        for i, (c, p) in enumerate(zip(*mats, strict=True)):
+            c64, p64 = c.astype(np.float64), p.astype(np.float64)
+            if not np.allclose(c64, c64.T, rtol=1e-6, atol=0) or np.linalg.eigvalsh(c64)[0] <= 0:
+                raise ValueError(
+                    f"{path}: fitted.covariances_[{i}] must be symmetric positive definite."
+                )
+            sv = np.linalg.svd(p64, compute_uv=False)
+            if not sv[-1] > 1e3 * np.finfo(dt).eps * sv[0]:
+                raise ValueError(
+                    f"{path}: fitted.precisions_cholesky_[{i}] is singular (smallest singular "
+                    f"value {sv[-1]:.3g}); the precision would not be positive definite."
+                )
+    scalars = {n: fitted[n] for n in _FITTED_SCALARS if n != "dtype"}
+    scalars["dtype"] = dt
+    scalars["refine_moves_"] = fitted.get("refine_moves_", [])
+    scalars["n_collapsed_"] = fitted.get("n_collapsed_", 0)
+    return params, arrays, scalars
+
+
 def load_model(path):
-    """Load a model written by :func:`save_model`.
+    """Load a model written by :func:`save_model`, validated against its schema.
 
     Parameters
     ----------
@@ -189,32 +323,32 @@ def load_model(path):
     -------
     GaussianMixture
         Fitted, predicting exactly as the saved model.
+
+    Raises
+    ------
+    ValueError
+        If the file cannot be read, is not a model, has another format version, or any
+        field is missing, of the wrong type or shape, not finite, or inconsistent
+        (weights not summing to one, a covariance not positive definite, a singular
+        precision factor); the message names the field.
     """
     import json
 
     from gmmscape.estimator._gaussian_mixture import GaussianMixture
 
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, not a model file.")
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: cannot read a model: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a saved {FORMAT} model.")
-    params = data["params"]
-    for key in ("weights_init", "means_init", "precisions_init"):
-        if params.get(key) is not None:
-            params[key] = np.asarray(params[key])
-    params["freeze"] = tuple(params.get("freeze", ()))
+    params, arrays, scalars = _check_model(path, data)
     gm = GaussianMixture(**params)
-    f = data["fitted"]
-    dt = np.dtype(f["dtype"]).type
-    for name in _FITTED:
-        setattr(gm, name, np.asarray(f[name], dtype=dt))
-    gm._compute_dtype_ = dt
+    for name, a in arrays.items():
+        setattr(gm, name, a)
+    gm._compute_dtype_ = scalars.pop("dtype")
     gm._set_precisions()
-    for name in ("n_features_in_", "converged_", "n_iter_", "lower_bound_", "lower_bounds_"):
-        setattr(gm, name, f[name])
-    gm.refine_moves_ = f.get("refine_moves_", [])
-    gm.n_collapsed_ = f.get("n_collapsed_", 0)
+    for name, v in scalars.items():
+        setattr(gm, name, v)
     return gm
