@@ -40,13 +40,29 @@ def default_cache_dir() -> Path:
     return Path(base) / "gmmscape" / "jax"
 
 
-def enable_compilation_cache(jax_module) -> str | None:
+def _settings(path: Path) -> dict:
+    """The JAX settings gmmscape chooses (name -> value); JAX also reads each from the
+    environment variable of its name in capitals when it is imported."""
+    return {
+        "jax_compilation_cache_dir": str(path),
+        "jax_persistent_cache_min_compile_time_secs": 0.0,
+        "jax_compilation_cache_max_size": MAX_CACHE_BYTES,
+    }
+
+
+def enable_compilation_cache(jax_module=None) -> str | None:
     """Point JAX's persistent compilation cache at gmmscape's directory (see module doc).
+
+    If JAX is imported (``jax_module``, or found in ``sys.modules``), its configuration is
+    updated at once; otherwise the settings go into the environment variables that JAX
+    reads when it is imported (``JAX_COMPILATION_CACHE_DIR``, ...), so ``import gmmscape``
+    need not import JAX. A cache directory the user already chose, by the configuration
+    or by ``JAX_COMPILATION_CACHE_DIR``, is kept and nothing is changed.
 
     Parameters
     ----------
-    jax_module : module
-        The imported ``jax``.
+    jax_module : module, optional
+        The imported ``jax`` (default: ``sys.modules["jax"]`` if JAX is loaded).
 
     Returns
     -------
@@ -54,17 +70,24 @@ def enable_compilation_cache(jax_module) -> str | None:
         The cache directory in use, or None when the cache is off (switched off, or the
         directory cannot be created).
     """
+    import sys
+
     if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
         return None
-    cfg = jax_module.config
-    if cfg.jax_compilation_cache_dir:
-        return str(cfg.jax_compilation_cache_dir)
+    jax = jax_module if jax_module is not None else sys.modules.get("jax")
+    cfg = getattr(jax, "config", None)
+    chosen = cfg.jax_compilation_cache_dir if cfg is not None else None
+    chosen = chosen or os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if chosen:
+        return str(chosen)
     path = Path(os.environ.get(ENV_DIR) or default_cache_dir()).expanduser()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
-    cfg.update("jax_compilation_cache_dir", str(path))
-    cfg.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    cfg.update("jax_compilation_cache_max_size", MAX_CACHE_BYTES)
+    for name, value in _settings(path).items():
+        if cfg is not None:
+            cfg.update(name, value)
+        else:
+            os.environ[name.upper()] = str(value)
     return str(path)
