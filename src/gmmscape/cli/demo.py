@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from gmmscape.cli._app import app, console
 
@@ -20,6 +19,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
 ) -> None:
     """Reproduce both papers' headline results and the estimator's, then write a report."""
+    from rich.table import Table
+
     from gmmscape.experiments.tour import run_tour
 
     with console.status("starting") as status:

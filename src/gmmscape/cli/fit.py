@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from gmmscape.cli._app import app, console
 
@@ -35,6 +34,8 @@ def fit(
 ) -> None:
     """Fit a Gaussian mixture by EM, print a summary and the trace, write the model."""
     import warnings
+
+    from rich.table import Table
 
     from gmmscape.estimator import GaussianMixture
     from gmmscape.estimator._io import read_data, save_model

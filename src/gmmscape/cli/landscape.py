@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress
-from rich.table import Table
 
 from gmmscape.cli._app import app, console
 
@@ -52,6 +50,8 @@ def landscape(
     ),
 ) -> None:
     """Find, certify and classify the critical points of a population landscape."""
+    from rich.progress import Progress
+
     import gmmscape as gs
     from gmmscape.landscape import explore, plots
 
@@ -108,6 +108,9 @@ def separation(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("landscape-output"),
 ) -> None:
     """Sweep the separation: spurious minima, their structure and approximation errors."""
+    from rich.progress import Progress
+    from rich.table import Table
+
     from gmmscape.experiments.output import write_json
     from gmmscape.landscape import plots
     from gmmscape.landscape.studies import separation_study
@@ -167,6 +170,9 @@ def bifurcation(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("landscape-output"),
 ) -> None:
     """Every critical point of the 1-D three-center landscape against the separation."""
+    from rich.progress import Progress
+    from rich.table import Table
+
     from gmmscape.experiments.output import write_json
     from gmmscape.landscape import plots
     from gmmscape.landscape.studies import bifurcation_study
@@ -210,6 +216,9 @@ def random_init(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("landscape-output"),
 ) -> None:
     """Probability that EM from random starts ends at a bad critical point, for k = k*."""
+    from rich.progress import Progress
+    from rich.table import Table
+
     from gmmscape.experiments.output import write_json
     from gmmscape.landscape import plots
     from gmmscape.landscape.studies import random_init_study

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from gmmscape.cli._app import app, console
 
@@ -16,6 +14,8 @@ from gmmscape.cli._app import app, console
 @contextmanager
 def _bar():
     """A rich progress bar; yields ``update(label, done, total)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -63,6 +63,8 @@ def overparam(
     ),
 ) -> None:
     """Seed A: population gradient EM learning N(0, I_d); loss rate vs the O(1/sqrt(t)) bound."""
+    from rich.table import Table
+
     from gmmscape.experiments.output import write_json
     from gmmscape.experiments.overparam import (
         DEFAULT_WEIGHT_SETS,
@@ -130,6 +132,8 @@ def trap(
     out: Annotated[Path, typer.Option(help="Folder for figures and JSON.")] = Path("trap-output"),
 ) -> None:
     """Seed A: escape time of gradient EM from a component at distance R; fit log T = a + c R^2."""
+    from rich.table import Table
+
     from gmmscape.experiments.output import write_json
     from gmmscape.experiments.overparam import plot_trap
     from gmmscape.experiments.trap import trap as run_trap
@@ -179,6 +183,8 @@ def overparam_samples(
     ),
 ) -> None:
     """Seed A with finite samples: final error of sample gradient EM vs N, against N^(-1/4)."""
+    from rich.table import Table
+
     from gmmscape.experiments.output import write_json
     from gmmscape.experiments.overparam import (
         DivergenceError,

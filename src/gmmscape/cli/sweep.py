@@ -8,17 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
 from gmmscape.cli._app import app, console
 
@@ -74,8 +63,8 @@ def run(
     ] = False,
 ) -> None:
     """Run every cell of SPECS not yet in DB; rerunning the same command resumes."""
-    from gmmscape.sweep import ResultsStore, SpecError, StoreError, load_spec, run_sweep
-    from gmmscape.sweep.runner import plan
+    from gmmscape.sweep.spec import SpecError, load_spec
+    from gmmscape.sweep.store import ResultsStore, StoreError
 
     if scheduler is not None and dask_local is not None:
         _fail("give --scheduler (an existing Dask cluster) or --dask-local N, not both.")
@@ -95,6 +84,8 @@ def run(
         )
     if dry_run:
         if db.exists():
+            from gmmscape.sweep.runner import plan
+
             try:
                 with ResultsStore(db, readonly=True) as store:
                     _, summary = plan(loaded, store)
@@ -105,6 +96,18 @@ def run(
                 f"{summary.skipped_failed} failed, {summary.to_run} to run."
             )
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from gmmscape.sweep.runner import run_sweep
+
     try:
         store = ResultsStore(db)
     except StoreError as exc:
@@ -189,7 +192,10 @@ def status(
     db: Annotated[Path, typer.Argument(help="The SQLite results database.")],
 ) -> None:
     """Print done / failed / remaining cells per spec in DB."""
-    from gmmscape.sweep import ResultsStore, StoreError
+    from rich import box
+    from rich.table import Table
+
+    from gmmscape.sweep.store import ResultsStore, StoreError
 
     try:
         with ResultsStore(db, readonly=True) as store:
