@@ -22,7 +22,7 @@ components ``mu_1 = -mu_2 = theta`` in 1-D, ``psi_1(x) = sigmoid(2 theta x)`` an
 Stein's identity give ``E[psi_1 (x - theta)] = -theta^3 / 2 + O(theta^5)``, so gradient EM
 with step ``eta`` is ``theta <- theta - (eta / 2) theta^3``: ``eta t theta_t^2 -> 1``,
 ``theta_t ~ (eta t)^(-1/2)`` and ``L_t = theta_t^4 / 4 + O(theta^6) ~ (2 eta t)^(-2)``.
-(REFERENCE.md writes ``theta - eta theta^3``; the factor 1/2 is the weight ``pi_i = 1/2``
+(docs/reference.md writes ``theta - eta theta^3``; the factor 1/2 is the weight ``pi_i = 1/2``
 in ``E[psi_i (x - mu_i)]``.)
 """
 
