@@ -4,13 +4,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow lint format bench clean
+.PHONY: demo test test-slow lint format bench docs dist clean
 
+DOCS_STAMP := $(VENV)/.docs-stamp
+
+# pip prints what it downloads and installs (a progress bar on a terminal): the first
+# install takes about 3 minutes.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[test]'
 	touch $(STAMP)
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -e '.[test,docs]'
+	touch $(DOCS_STAMP)
 
 ## demo: install into .venv and run `gmmscape demo` (figures and results in demo-output/)
 demo: $(STAMP)
@@ -45,5 +53,16 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/estimator_recovery.py
 	$(BIN)/python benchmarks/landscape_speed.py
 
+## docs: the user guide and the API reference as HTML in site/ (mkdocs, strict: a broken
+## link or reference is an error)
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+## dist: a wheel and a source archive in dist/ (pip install dist/gmmscape-*.whl)
+dist: $(STAMP)
+	$(BIN)/python -m pip install 'build>=1.2,<2'
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist
+
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache site dist build
