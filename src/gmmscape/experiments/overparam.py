@@ -33,11 +33,9 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Literal
 
 import jax
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from gmmscape._validation import (
     as_float_array,
@@ -51,6 +49,7 @@ from gmmscape.dynamics import rates
 from gmmscape.dynamics.fixed import fixed_population
 from gmmscape.dynamics.runner import Trajectory, run_population, run_stream
 from gmmscape.experiments.output import save_figure
+from gmmscape.experiments.params import OverparamParams, TrapParams
 from gmmscape.experiments.registry import ExperimentType
 
 #: Node budget of the fixed sparse grid used for spans of dimension 4 and more.
@@ -1186,22 +1185,6 @@ def plot_quick_study(result: QuickStudyResult, out: Path) -> list[Path]:
 # -- sweep types ---------------------------------------------------------------------
 
 
-class OverparamParams(BaseModel):
-    """One sweep cell of type ``overparam``: a population gradient-EM configuration."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    n_components: int = Field(2, ge=2)
-    d: int = Field(1, ge=1)
-    eta: float = Field(1.0, gt=0)
-    steps: int = Field(10_000, ge=1)
-    init_scale: float = Field(1.0, gt=0)
-    restarts: int = Field(4, ge=1)
-    weights: list[float] | None = None
-    method: Literal["gradient_em", "em"] = "gradient_em"
-    seed: int
-
-
 def _sweep_run(params: OverparamParams) -> dict:
     res = overparam(
         params.n_components, params.d, weights=params.weights, eta=params.eta,
@@ -1229,21 +1212,6 @@ def _sweep_plot(rows) -> dict:
     ax.legend()
     fig.tight_layout()
     return {"overparam_alpha": fig}
-
-
-class TrapParams(BaseModel):
-    """One sweep cell of type ``trap``: the escape time from one trapped start."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    R: float = Field(gt=0)
-    n_components: int = Field(2, ge=2)
-    d: int = Field(1, ge=1)
-    mode: Literal["one", "several"] = "one"
-    n_far: int = Field(2, ge=1)
-    eta: float = Field(1.0, gt=0)
-    max_steps: int = Field(10**6, ge=1)
-    seed: int
 
 
 def _trap_run(params: TrapParams) -> dict:

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from gmmscape._validation import check_positive, check_positive_int
 from gmmscape.core.mixture import Mixture
+from gmmscape.experiments.params import LandscapeParams, SeparationParams
 from gmmscape.experiments.registry import ExperimentType
 from gmmscape.landscape.atlas import Atlas, wilson
 from gmmscape.landscape.explore import check_truth, explore
@@ -491,31 +490,6 @@ def quick_atlas(seed: int = 0, out=None) -> dict:
 
 
 # -- sweep types ---------------------------------------------------------------------------
-
-
-class LandscapeParams(BaseModel):
-    """One atlas of a given truth (sweep type ``"landscape"``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    truth_means: list[list[float]]
-    sigma: float = Field(1.0, gt=0)
-    k: int = Field(ge=1)
-    n_starts: int = Field(200, ge=1)
-    method: Literal["em", "gradient-em", "newton"] = "em"
-    seed: int = 0
-
-
-class SeparationParams(BaseModel):
-    """One separation cell (sweep type ``"separation"``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    family: Literal["line", "simplex", "random", "jin"] = "line"
-    k_star: int = Field(3, ge=1)
-    k: int = Field(3, ge=1)
-    d: int = Field(1, ge=1)
-    delta: float = Field(gt=0)
-    n_starts: int = Field(200, ge=1)
-    seed: int = 0
 
 
 def _run_landscape(p: LandscapeParams) -> dict:
