@@ -43,3 +43,41 @@ def _root(
     ] = False,
 ) -> None:
     """gmmscape: population, sample and streaming EM for Gaussian mixture models."""
+
+
+def split_list(values: str | list[str] | None, convert, option: str) -> list:
+    """The items of a list option, in the one list convention of every command.
+
+    A list option takes comma-separated values, and repeating the option appends to the
+    list: ``--ks 2,3,4`` and ``--ks 2 --ks 3,4`` both give ``[2, 3, 4]``.
+
+    Parameters
+    ----------
+    values : str or list of str or None
+        What typer parsed: one string, or one string per occurrence of the option.
+    convert : callable
+        Applied to each item, e.g. ``int`` or ``float``.
+    option : str
+        The option's name, for the error message, e.g. ``"--ks"``.
+
+    Returns
+    -------
+    list
+        The converted items, in order; empty when ``values`` is None or empty.
+
+    Raises
+    ------
+    typer.BadParameter
+        If an item does not convert; the message names the option and the item.
+    """
+    if values is None:
+        return []
+    texts = [values] if isinstance(values, str) else list(values)
+    items = [x.strip() for text in texts for x in text.split(",") if x.strip()]
+    try:
+        return [convert(x) for x in items]
+    except ValueError:
+        kind = getattr(convert, "__name__", "value")
+        raise typer.BadParameter(
+            f"{option} takes comma-separated values of type {kind}; got {', '.join(texts)!r}."
+        ) from None

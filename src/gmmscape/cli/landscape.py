@@ -8,23 +8,10 @@ from typing import Annotated
 
 import typer
 
-from gmmscape.cli._app import app, console
+from gmmscape.cli._app import app, console, split_list
 
-
-def _floats(text: str, name: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"{name} must be comma-separated numbers; got {text!r}.") from None
-
-
-def _ints(text: str, name: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise typer.BadParameter(
-            f"{name} must be comma-separated integers; got {text!r}."
-        ) from None
+#: Start schemes (gmmscape.landscape.starts.SCHEMES; tests/test_cli_startup.py checks).
+SCHEMES_HELP = "gaussian, uniform, data, kmeans++"
 
 
 def _fail(exc: ValueError) -> None:
@@ -37,12 +24,13 @@ def landscape(
     truth: Annotated[
         str, typer.Option(help="True centers as JSON, e.g. '[[-1.5], [1.5], [15]]'.")
     ] = "[[-1.5], [1.5], [15.0]]",
-    k: Annotated[int, typer.Option(help="Number of model means.")] = 3,
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of model means.")] = 3,
     sigma: Annotated[float, typer.Option(help="Common standard deviation.")] = 1.0,
     starts: Annotated[int, typer.Option(help="Number of starts.")] = 1000,
     schemes: Annotated[
-        str, typer.Option(help="Comma-separated start schemes.")
-    ] = "gaussian,uniform,data,kmeans++",
+        list[str],
+        typer.Option(help=f"Start schemes, comma-separated; any of {SCHEMES_HELP}."),
+    ] = ("gaussian,uniform,data,kmeans++",),
     method: Annotated[str, typer.Option(help="em, gradient-em or newton.")] = "em",
     seed: Annotated[int, typer.Option(help="Seed of the starts.")] = 0,
     out: Annotated[Path, typer.Option(help="Folder for the JSON and figures.")] = Path(
@@ -67,7 +55,7 @@ def landscape(
                 t,
                 k,
                 n_starts=starts,
-                schemes=[s.strip() for s in schemes.split(",")],
+                schemes=split_list(schemes, str, "--schemes"),
                 method=method,
                 seed=seed,
                 progress=say,
@@ -101,8 +89,10 @@ def separation(
     family: Annotated[str, typer.Option(help="line, simplex, random or jin.")] = "line",
     k_star: Annotated[int, typer.Option(help="Number of true centers.")] = 3,
     d: Annotated[int, typer.Option(help="Dimension.")] = 1,
-    ks: Annotated[str, typer.Option(help="Comma-separated model sizes k.")] = "2,3,4",
-    deltas: Annotated[str, typer.Option(help="Comma-separated separations.")] = "1,2,3,4,6,8",
+    ks: Annotated[list[str], typer.Option(help="Model sizes k, comma-separated.")] = ("2,3,4",),
+    deltas: Annotated[list[str], typer.Option(help="Separations delta, comma-separated.")] = (
+        "1,2,3,4,6,8",
+    ),
     starts: Annotated[int, typer.Option(help="Starts per landscape.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("landscape-output"),
@@ -122,8 +112,8 @@ def separation(
                 family,
                 k_star,
                 d,
-                _ints(ks, "ks"),
-                _floats(deltas, "deltas"),
+                split_list(ks, int, "--ks"),
+                split_list(deltas, float, "--deltas"),
                 n_starts=starts,
                 seed=seed,
                 progress=lambda i, n: prog.update(task, completed=i, total=n),
@@ -154,7 +144,15 @@ def separation(
             str(r["n_failed"]),
         )
     console.print(table)
-    console.print(f"Empirical thresholds (non-overlapping from here on): {res.threshold}")
+    thresholds = Table(
+        title="Empirical threshold: the smallest delta from which every larger delta "
+        "had only non-overlapping minima"
+    )
+    thresholds.add_column("k", justify="right")
+    thresholds.add_column("threshold delta", justify="right")
+    for k_, th in res.threshold.items():
+        thresholds.add_row(k_, "none (not reached)" if th is None else f"{th:g}")
+    console.print(thresholds)
     paths = plots.save(plots.plot_separation(res), out / "separation")
     paths.append(write_json(res, out / "separation.json"))
     console.print("Wrote " + ", ".join(str(p) for p in paths))
@@ -163,8 +161,8 @@ def separation(
 @app.command()
 def bifurcation(
     family: Annotated[str, typer.Option(help="line or jin.")] = "line",
-    deltas: Annotated[str, typer.Option(help="Comma-separated separations.")] = (
-        "1,1.5,2,2.5,3,3.5,4,5,6"
+    deltas: Annotated[list[str], typer.Option(help="Separations delta, comma-separated.")] = (
+        "1,1.5,2,2.5,3,3.5,4,5,6",
     ),
     grid: Annotated[int, typer.Option(help="Grid values per axis of the starts.")] = 12,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("landscape-output"),
@@ -181,7 +179,7 @@ def bifurcation(
         with Progress(console=console, transient=True) as prog:
             task = prog.add_task("separations", total=None)
             res = bifurcation_study(
-                _floats(deltas, "deltas"),
+                split_list(deltas, float, "--deltas"),
                 family,
                 n_grid=grid,
                 progress=lambda i, n: prog.update(task, completed=i, total=n),
@@ -208,10 +206,12 @@ def bifurcation(
 
 @app.command("random-init")
 def random_init(
-    ks: Annotated[str, typer.Option(help="Comma-separated k = k*.")] = "3,5,8,12,16,20",
+    ks: Annotated[list[str], typer.Option(help="Model sizes k = k*, comma-separated.")] = (
+        "3,5,8,12,16,20",
+    ),
     delta: Annotated[float, typer.Option(help="Separation of the line truth.")] = 10.0,
     starts: Annotated[int, typer.Option(help="Starts per k.")] = 200,
-    scheme: Annotated[str, typer.Option(help="Start scheme.")] = "data",
+    scheme: Annotated[str, typer.Option(help=f"Start scheme: one of {SCHEMES_HELP}.")] = "data",
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("landscape-output"),
 ) -> None:
@@ -227,7 +227,7 @@ def random_init(
         with Progress(console=console, transient=True) as prog:
             task = prog.add_task("k", total=None)
             res = random_init_study(
-                _ints(ks, "ks"),
+                split_list(ks, int, "--ks"),
                 delta=delta,
                 n_starts=starts,
                 scheme=scheme,

@@ -173,6 +173,17 @@ def run(
             highlight=False,
         )
         raise typer.Exit(130)
+    if summary.to_run == 0:
+        console.print(
+            f"Nothing to run: every cell is already in {db}"
+            + (
+                " (failed ones too: --retry-failed runs them again)."
+                if summary.skipped_failed
+                else "."
+            ),
+            highlight=False,
+        )
+        return
     console.print(
         f"Finished in {summary.seconds:.1f} s on {summary.backend}: {summary.done} done, "
         f"{summary.failed} failed in this run; results in {db}.",
