@@ -44,7 +44,9 @@ def _fail(exc: Exception) -> None:
 
 
 def _fmt(v, spec=".3f"):
-    return "-" if v is None else format(v, spec)
+    from gmmscape.experiments.output import format_number
+
+    return "-" if v is None else format_number(v, spec)
 
 
 @app.command()

@@ -631,11 +631,17 @@ def _median_curve(res: dict, key: str) -> np.ndarray:
     return np.nanmedian(arr, axis=0)
 
 
-def _fit_line(ax, t, fit: dict | None, color, scale: float = 1.0):
+#: The tail-fit lines are drawn at this fraction of the fitted curve, so that they run
+#: beside the measured curve instead of hiding under it (the figures' titles say so).
+FIT_LINE_SHIFT = 0.3
+
+
+def _fit_line(ax, t, fit: dict | None, color, scale: float = FIT_LINE_SHIFT):
     if not fit:
         return
     tt = np.geomspace(fit["t_min"], fit["t_max"], 20)
-    ax.plot(tt, scale * np.exp(fit["log_c"]) * tt ** (-fit["alpha"]), "--", color="k", lw=1)
+    y = scale * np.exp(fit["log_c"]) * tt ** (-fit["alpha"])
+    ax.plot(tt, y, "--", color="k", lw=1.2, zorder=3)
 
 
 def _median_fit(res: dict, key: str):
@@ -687,12 +693,13 @@ def plot_study(result: StudyResult, out: Path, stem: str = "overparam") -> list[
         tt = np.array([1.0, float(result.config["steps"])])
         c = max(consts)
         ax1.loglog(tt, c / np.sqrt(tt), "k:", label=f"{c:.2g} / sqrt(t): the O(1/sqrt(t)) bound")
-    ax1.set_title("Loss vs iterations (median of restarts; dashed: tail fit)")
+    ax1.set_title("Loss vs iterations (median of restarts; dashed: tail fit x 0.3)")
     ax1.set_xlabel("iteration t")
     ax1.set_ylabel("KL loss L_t")
     ax1.legend(fontsize=8)
     ax2.set_title("Parametric distance to the truth")
     ax2.set_xlabel("iteration t")
+    ax2.set_ylabel("max_i ||mu_i|| (solid), sum_i pi_i ||mu_i||^2 (dotted)")
     ax2.legend(fontsize=7)
     for i, (label, res) in enumerate(result.weight_runs.items()):
         c = colors[i % len(colors)]
@@ -701,7 +708,7 @@ def plot_study(result: StudyResult, out: Path, stem: str = "overparam") -> list[
         lab = label + (f": slope -{fit['alpha']:.2f}" if fit else "")
         ax3.loglog(t[1:], _median_curve(res, "kl")[1:], color=c, label=lab)
         _fit_line(ax3, t, fit, c)
-    ax3.set_title("Effect of the mixing weights")
+    ax3.set_title("Effect of the mixing weights (dashed: tail fit x 0.3)")
     ax3.set_xlabel("iteration t")
     ax3.set_ylabel("KL loss L_t")
     ax3.legend(fontsize=8)
@@ -1208,6 +1215,9 @@ def _sweep_plot(rows) -> dict:
     ax.errorbar([n[i] for i in ok], [a[i] for i in ok], yerr=[e[i] for i in ok], fmt="o")
     ax.axhline(0.5, color="gray", ls=":", label="proven bound: alpha = 1/2")
     ax.set_xlabel("n (components)")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("fitted tail exponent alpha of L_t")
     ax.legend()
     fig.tight_layout()

@@ -1,0 +1,80 @@
+"""Figures and tables people read: captions, labelled axes, integer ticks, clean numbers."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import matplotlib
+import numpy as np
+import pytest
+
+from gmmscape.experiments.output import format_error, format_number, html_table
+
+matplotlib.use("Agg")
+
+
+@pytest.mark.parametrize(
+    ("value", "spec", "text"),
+    [
+        (-0.0001, ".3f", "0.000"),
+        (-0.0, ".6g", "0"),
+        (-0.0006, ".3f", "-0.001"),
+        (-2.5, ".3f", "-2.500"),
+        (-1e-7, ".6g", "-1e-07"),
+        (-1e-20, ".2e", "-1.00e-20"),
+        (0.25, ".2f", "0.25"),
+    ],
+)
+def test_format_number_drops_the_sign_of_a_rounded_zero(value, spec, text):
+    assert format_number(value, spec) == text
+
+
+def test_tables_and_sentences_print_no_negative_zero_or_zero_error():
+    assert "<td>-0</td>" not in html_table(["x"], [[-0.0]])
+    assert format_error(0.0).startswith("below 1e-16")
+    assert format_error(3e-12) == "3.0e-12"
+
+
+def test_every_figure_of_the_demo_report_has_a_caption():
+    from gmmscape.experiments.tour import CAPTIONS, caption
+
+    stems = ("demo", "seedA_rates", "seedA_trap", "landscape_atlas", "landscape_separation",
+             "estimator_recovery")  # fmt: skip
+    assert set(stems) == set(CAPTIONS)
+    for stem in stems:
+        assert caption(stem) != stem and len(caption(stem).split()) >= 15, stem
+    assert caption("other") == "other"
+
+
+def _is_integer_locator(axis) -> bool:
+    ticks = [t for t in axis.get_major_locator()() if np.isfinite(t)]
+    return all(float(t).is_integer() for t in ticks)
+
+
+def test_counts_and_numbers_of_means_get_integer_ticks():
+    from gmmscape.landscape import plots
+
+    row = {"n_spurious": 1, "max_error_minima": 0.1, "all_minima_non_overlapping": True}
+    rows = [({"k": 3, "k_star": 3, "delta": d}, {**row, "n_spurious": n})
+            for d, n in ((1.0, 0), (2.0, 1), (3.0, 3))]  # fmt: skip
+    fig = plots.plot_separation_rows(rows)
+    assert _is_integer_locator(fig.axes[0].yaxis)
+    res = SimpleNamespace(
+        ks=[3, 5, 8], bad_fraction=[0.1, 0.3, 0.5], ci=[[0, 0.2], [0.2, 0.4], [0.4, 0.6]],
+        family="line", delta=10.0, n_starts=20, scheme="data",
+    )  # fmt: skip
+    fig = plots.plot_random_init(res)
+    assert _is_integer_locator(fig.axes[0].xaxis)
+
+
+def test_atlas_legend_sits_below_the_density_panel():
+    import gmmscape as gs
+    from gmmscape.landscape import explore, plots
+
+    atlas = explore(gs.Mixture([[-3.0], [3.0]]), k=2, n_starts=6, seed=0)
+    fig = plots.plot_atlas_1d(atlas)
+    fig.canvas.draw()
+    ax = fig.axes[1]
+    assert ax.get_ylabel()
+    legend = ax.get_legend().get_window_extent()
+    assert legend.y1 <= ax.get_window_extent().y0 + 1  # entirely below the axes
