@@ -78,3 +78,33 @@ def test_atlas_legend_sits_below_the_density_panel():
     assert ax.get_ylabel()
     legend = ax.get_legend().get_window_extent()
     assert legend.y1 <= ax.get_window_extent().y0 + 1  # entirely below the axes
+
+
+def test_demo_command_and_report_with_a_stand_in_section(tmp_path, monkeypatch):
+    """The tour's page and the demo command's tables, fast (the real tour is slow)."""
+    from typer.testing import CliRunner
+
+    from gmmscape.cli import app
+    from gmmscape.experiments import tour
+    from gmmscape.experiments.output import pyplot, save_figure, write_json
+
+    def fake(out, quick, seed, say):
+        say("stand-in section")
+        fig, ax = pyplot().subplots()
+        ax.plot([0, 1], [1, 0])
+        return tour.Section(
+            title="Stand-in",
+            summary=["One sentence."],
+            table=(["name", "value"], [["negative zero", -0.0], ["small", -0.00001]]),
+            figures=save_figure(fig, out / "seedA_trap"),
+            json=write_json({"x": 1}, out / "stand_in.json"),
+        )
+
+    monkeypatch.setattr(tour, "SECTIONS", (fake,))
+    res = CliRunner().invoke(app, ["demo", "--quick", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "Stand-in" in res.output and "-1e-05" in res.output and " -0 " not in res.output
+    page = (tmp_path / "report.html").read_text()
+    assert "<td>0</td>" in page and "<td>-0</td>" not in page
+    assert tour.CAPTIONS["seedA_trap"].split(":")[0] in page  # the caption, not the stem
+    assert "<figcaption class='small'>seedA_trap</figcaption>" not in page

@@ -39,8 +39,12 @@ from gmmscape.experiments.output import (
 
 #: The estimator section's problem: k = k* well-separated centers in d dimensions.
 RECOVERY_PROBLEM = {"k": 8, "d": 2, "separation": 6.0, "n_samples": 4000}
-#: Seeds of the estimator section (full run, quick run).
-RECOVERY_SEEDS = (10, 4)
+#: Seeds of the estimator section (full run, quick run). The quick run keeps all ten: with
+#: its first four seeds every method recovered every center (4/4 each), which hid what
+#: refine does; seeds 6 and 9 are the single starts where plain EM (scikit-learn's and
+#: gmmscape's) stops at a bad local optimum and refine=True escapes it. After compilation
+#: the ten seeds' 30 fits cost a few CPU-seconds.
+RECOVERY_SEEDS = (10, 10)
 #: Fits of the estimator section: label -> (method, refine).
 RECOVERY_FITS = {
     "scikit-learn": ("sklearn", False),
