@@ -25,12 +25,13 @@ demo: $(STAMP)
 	$(BIN)/gmmscape demo --out demo-output
 
 ## test: install into .venv, lint, check formatting, run the fast test suite
+## (PYTEST_ARGS adds pytest options, e.g. PYTEST_ARGS=--cpu-durations=20)
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_ARGS)
 
-## test-slow: the slow tests only
+## test-slow: the slow tests only (CI does not run them)
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow -q
+	$(BIN)/python -m pytest -m slow -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
