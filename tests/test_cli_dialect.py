@@ -96,21 +96,25 @@ def test_separation_prints_its_thresholds_as_a_table(monkeypatch, tmp_path):
 
 
 def test_sweep_with_nothing_to_run_says_so(tmp_path, monkeypatch):
+    from gmmscape.experiments import registry
     from gmmscape.sweep.store import ResultsStore
 
+    # a test-only type (tests/test_sweep_types.py): the message, not JAX, is under test
+    monkeypatch.setitem(registry.MODULES, "sweep-test-square", "test_sweep_types")
     monkeypatch.chdir(tmp_path)
     spec = tmp_path / "one.toml"
     spec.write_text(
-        '[sweep]\nname = "one"\nexperiment = "stream-error"\nseeds = 1\n'
-        "[grid]\nn = [256]\n[fixed]\nd = 1\nk = 2\n"
+        '[sweep]\nname = "one"\nexperiment = "sweep-test-square"\nseeds = 1\n'
+        "[grid]\nx = [1.0, 2.0]\n"
     )
     db = tmp_path / "r.db"
     runner = CliRunner()
     first = runner.invoke(app, ["sweep", "run", str(spec), "--db", str(db)])
     assert first.exit_code == 0, first.output
     with ResultsStore(db, readonly=True) as store:
-        assert store.count() == 1
-    again = runner.invoke(app, ["sweep", "run", str(spec), "--db", str(db)], terminal_width=200)
+        assert store.count() == 2
+    again = runner.invoke(app, ["sweep", "run", str(spec), "--db", str(db)])
     assert again.exit_code == 0, again.output
-    assert "Nothing to run: every cell is already in" in again.output
-    assert "Finished in" not in again.output
+    flat = " ".join(again.output.split())
+    assert "Nothing to run: every cell is already in" in flat
+    assert "Finished in" not in flat

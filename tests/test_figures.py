@@ -71,7 +71,8 @@ def test_atlas_legend_sits_below_the_density_panel():
     import gmmscape as gs
     from gmmscape.landscape import explore, plots
 
-    atlas = explore(gs.Mixture([[-3.0], [3.0]]), k=2, n_starts=6, seed=0)
+    # the atlas of test_landscape.py::test_two_centers_have_no_spurious_minimum (compiled once)
+    atlas = explore(gs.Mixture([[-3.0], [3.0]]), 2, n_starts=60, seed=0)
     fig = plots.plot_atlas_1d(atlas)
     fig.canvas.draw()
     ax = fig.axes[1]
