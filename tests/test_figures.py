@@ -29,6 +29,13 @@ def test_format_number_drops_the_sign_of_a_rounded_zero(value, spec, text):
     assert format_number(value, spec) == text
 
 
+def test_wide_tables_scroll_inside_the_page():
+    from gmmscape.experiments.output import PAGE_STYLE
+
+    table_rule = PAGE_STYLE.split("table{")[1].split("}")[0]
+    assert "overflow-x:auto" in table_rule and "max-width:100%" in table_rule
+
+
 def test_tables_and_sentences_print_no_negative_zero_or_zero_error():
     assert "<td>-0</td>" not in html_table(["x"], [[-0.0]])
     assert format_error(0.0).startswith("below 1e-16")

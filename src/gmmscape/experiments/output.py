@@ -21,7 +21,9 @@ FIGURE_DPI = 120
 
 PAGE_STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
-    "color:#222}table{border-collapse:collapse;margin:.6em 0;font-size:13px}"
+    "color:#222}table{border-collapse:collapse;margin:.6em 0;font-size:13px;"
+    # a table wider than the page scrolls inside it instead of widening the page
+    "display:block;max-width:100%;overflow-x:auto}"
     "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f2f2f2}"
     "caption{text-align:left;font-weight:bold;padding:4px 0}img{max-width:100%}"
     "pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px}"
