@@ -86,6 +86,16 @@ def test_atlas_legend_sits_below_the_density_panel():
     assert ax.get_ylabel()
     legend = ax.get_legend().get_window_extent()
     assert legend.y1 <= ax.get_window_extent().y0 + 1  # entirely below the axes
+    # the table of the same atlas, with a mean moved to -1e-4: printed as 0.000, unsigned
+    import dataclasses
+
+    from rich.console import Console
+
+    point = dataclasses.replace(atlas.points[0], means=np.array([[-1e-4], [3.0]]))
+    console = Console(width=250, record=True)
+    console.print(dataclasses.replace(atlas, points=[point]).table())
+    text = console.export_text()
+    assert "0.000, 3.000" in text and "-0.000" not in text
 
 
 def test_demo_command_and_report_with_a_stand_in_section(tmp_path, monkeypatch):

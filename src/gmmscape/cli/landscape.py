@@ -171,7 +171,7 @@ def bifurcation(
     from rich.progress import Progress
     from rich.table import Table
 
-    from gmmscape.experiments.output import write_json
+    from gmmscape.experiments.output import format_number, write_json
     from gmmscape.landscape import plots
     from gmmscape.landscape.studies import bifurcation_study
 
@@ -196,7 +196,7 @@ def bifurcation(
             str(p["index"]),
             f"{p['kl']:.4g}",
             p["signature"],
-            ", ".join(f"{x:.3f}" for x in p["means"]),
+            ", ".join(format_number(x, ".3f") for x in p["means"]),
         )
     console.print(table)
     paths = plots.save(plots.plot_bifurcation(res), out / "bifurcation")

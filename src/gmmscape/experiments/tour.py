@@ -29,6 +29,7 @@ import numpy as np
 
 from gmmscape.experiments.output import (
     format_error,
+    format_number,
     html_figure,
     html_table,
     pyplot,
@@ -175,7 +176,7 @@ def _seed_b(out: Path, quick: bool, seed: int, say) -> Section:
     atlas = res["atlas"]
     rows = [
         [
-            ", ".join(f"{m:.3f}" for m in np.ravel(p.means)),
+            ", ".join(format_number(m, ".3f") for m in np.ravel(p.means)),
             p.gap,
             p.kind,
             p.signature,
