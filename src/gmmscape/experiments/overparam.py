@@ -1271,6 +1271,11 @@ SWEEP_EXPERIMENTS = (
         run=_sweep_run,
         plot=_sweep_plot,
         description="Seed A: tail exponent of the KL loss of population gradient EM.",
+        captions={
+            "overparam_alpha": "Fitted tail exponent alpha of the KL loss L_t ~ t^-alpha of "
+            "population gradient EM against the number of components n, with its standard "
+            "error; the dotted line is the proven bound's alpha = 1/2.",
+        },
     ),
     ExperimentType(
         name="trap",
@@ -1278,5 +1283,10 @@ SWEEP_EXPERIMENTS = (
         run=_trap_run,
         plot=_trap_plot,
         description="Seed A: escape time of gradient EM from a far component at distance R.",
+        captions={
+            "trap_escape": "Steps gradient EM takes to pull a component at distance R back "
+            "to the data, against R (log scale); censored runs (stopped at the step cap) "
+            "as red triangles, and the fit log T = a + c R^2.",
+        },
     ),
 )

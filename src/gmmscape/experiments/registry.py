@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
@@ -62,6 +62,9 @@ class ExperimentType:
         stem) drawn from a list of ``(params: dict, result: dict)`` rows of this type.
     description : str
         One line for reports and ``--help``.
+    captions : dict of str to str
+        What each figure of ``plot`` shows, by its stem: the sweep report prints it under
+        the figure (a figure without one is captioned by its stem).
     """
 
     name: str
@@ -69,6 +72,7 @@ class ExperimentType:
     run: Callable[[BaseModel], dict[str, Any]]
     plot: Callable[[Sequence[tuple[dict, dict]]], dict[str, Any]] | None = None
     description: str = ""
+    captions: dict[str, str] = field(default_factory=dict)
 
 
 def names() -> list[str]:

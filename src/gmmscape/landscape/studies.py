@@ -523,6 +523,10 @@ SWEEP_EXPERIMENTS = (
         run=_run_landscape,
         plot=_plot_landscape,
         description="Landscape atlas of one truth: critical points, minima, basins.",
+        captions={
+            "landscape_summary": "Number of local minima and of spurious local minima "
+            "found in each cell's atlas (one pair of bars per cell: k and seed).",
+        },
     ),
     ExperimentType(
         name="separation",
@@ -530,5 +534,10 @@ SWEEP_EXPERIMENTS = (
         run=_run_separation,
         plot=_plot_separation,
         description="One separation of a truth family: spurious minima and their structure.",
+        captions={
+            "separation": "Left: distinct spurious local minima against the separation delta "
+            "of the true centers (red crosses: a minimum that is not non-overlapping). "
+            "Right: the largest approximation error of the minima, in units of sigma.",
+        },
     ),
 )

@@ -196,6 +196,14 @@ STREAM_ERROR = ExperimentType(
     run=run_stream_error,
     plot=plot_stream_error,
     description="Error of stream KL and gradient estimates against exact population values.",
+    captions={
+        "error_vs_n": "Root-mean-square error (over seeds) of the stream estimates of the KL "
+        "divergence and of its gradient against the exact population values, with the mean "
+        "reported standard error and an n^(-1/2) guide, against the stream size n (log-log).",
+        "z_scores": "Histogram of each cell's KL error divided by its reported standard "
+        "error, against the standard normal density: standard errors that are honest give "
+        "about 95% of the z-scores inside +-1.96.",
+    },
 )
 
 SWEEP_EXPERIMENTS = (STREAM_ERROR,)
