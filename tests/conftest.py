@@ -16,6 +16,7 @@ jax.config.update("jax_enable_x64", True)
 
 
 def pytest_addoption(parser):
+    """Add ``--cpu-durations=N``."""
     parser.addoption(
         "--cpu-durations",
         type=int,
@@ -125,6 +126,7 @@ def pytest_runtest_protocol(item, nextitem):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print the CPU report of ``--cpu-durations``: the total, then the costliest tests."""
     n = config.getoption("--cpu-durations")
     if n is None or not _CPU:
         return
