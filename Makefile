@@ -4,25 +4,34 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow lint format bench clean
+.PHONY: demo test test-slow lint format bench docs dist clean
 
+DOCS_STAMP := $(VENV)/.docs-stamp
+
+# pip prints what it downloads and installs (a progress bar on a terminal): the first
+# install takes about 3 minutes.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[test]'
 	touch $(STAMP)
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -e '.[test,docs]'
+	touch $(DOCS_STAMP)
 
 ## demo: install into .venv and run `gmmscape demo` (figures and results in demo-output/)
 demo: $(STAMP)
 	$(BIN)/gmmscape demo --out demo-output
 
 ## test: install into .venv, lint, check formatting, run the fast test suite
+## (PYTEST_ARGS adds pytest options, e.g. PYTEST_ARGS=--cpu-durations=20)
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_ARGS)
 
-## test-slow: the slow tests only
+## test-slow: the slow tests only (CI does not run them)
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow -q
+	$(BIN)/python -m pytest -m slow -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
@@ -45,5 +54,16 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/estimator_recovery.py
 	$(BIN)/python benchmarks/landscape_speed.py
 
+## docs: the user guide and the API reference as HTML in site/ (mkdocs, strict: a broken
+## link or reference is an error)
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+## dist: a wheel and a source archive in dist/ (pip install dist/gmmscape-*.whl)
+dist: $(STAMP)
+	$(BIN)/python -m pip install 'build>=1.2,<2'
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist
+
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache site dist build

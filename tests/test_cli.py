@@ -31,6 +31,15 @@ def test_demo_quick_writes_report_figures_and_results(tmp_path):
     assert any(p["gap"] > 1e-6 for p in minima)
     assert all(p["non_overlapping"] for p in minima)
     assert "Seed A" in result.output and "Seed B" in result.output
+    # the quick run keeps a case where refine matters: plain EM misses, refine recovers
+    fits = json.loads((tmp_path / "estimator.json").read_text())
+    recovered = {}
+    for f in fits:
+        recovered.setdefault(f["fit"], []).append(f["result"]["recovered"])
+    assert not all(recovered["gmmscape"]) and all(recovered["gmmscape, refine=True"])
+    # every figure has a caption that says what it shows, not its file name
+    assert "<figcaption class='small'>demo</figcaption>" not in page
+    assert "95% Wilson intervals" in page
 
 
 def test_no_arguments_prints_help():

@@ -39,3 +39,72 @@ def test_code_blocks_run(page, tmp_path, monkeypatch):
             exec(compile(code, f"{page.name}[block {i}]", "exec"), namespace)
         except Exception as exc:
             raise AssertionError(f"{page.name}, python block {i} failed: {exc!r}") from exc
+
+
+# -- links: every relative link of the README and the guide resolves -------------------
+
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _anchor(heading: str) -> str:
+    """The anchor GitHub and mkdocs give a markdown heading (lower case, dashes)."""
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    body = FENCE.sub("", page.read_text())  # headings inside code blocks do not count
+    return {_anchor(h) for h in re.findall(r"^#{1,6} (.+)$", body, re.MULTILINE)}
+
+
+def _links(page: Path) -> list[str]:
+    body = FENCE.sub("", page.read_text())
+    return [a or b for a, b in LINK.findall(body)]
+
+
+def test_anchor_rule():
+    assert _anchor("## 3. Seed B: local minima structures of the GMM likelihood".lstrip("# ")) == (
+        "3-seed-b-local-minima-structures-of-the-gmm-likelihood"
+    )
+    assert _anchor("Escaping bad local optima: `refine=True`") == (
+        "escaping-bad-local-optima-refinetrue"
+    )
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_relative_links_resolve(page):
+    broken = []
+    for link in _links(page):
+        if re.match(r"^[a-z]+:", link):  # http(s), mailto: checked by no test
+            continue
+        path, _, anchor = link.partition("#")
+        target = (page.parent / path).resolve() if path else page
+        if not target.exists():
+            broken.append(f"{link} (no file {path})")
+        elif anchor and target.suffix == ".md" and anchor not in _anchors(target):
+            broken.append(f"{link} (no heading with anchor #{anchor} in {target.name})")
+    assert not broken, f"{page.name}: broken links: {broken}"
+
+
+@pytest.mark.slow
+def test_mkdocs_strict_build(tmp_path):
+    """`make docs`: the guide and the API reference build with no broken link or reference.
+
+    Needs the docs extra (``pip install -e '.[docs]'``, which ``make docs`` installs).
+    """
+    pytest.importorskip("mkdocstrings", reason="the docs extra is not installed")
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    api = (tmp_path / "api" / "index.html").read_text()
+    for name in ("gmmscape.core.mixture.Mixture", "gmmscape.estimator.GaussianMixture"):
+        assert f'id="{name}"' in api, f"{name} missing from the API reference"

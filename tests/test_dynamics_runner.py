@@ -1,6 +1,6 @@
 """Compiled runs of population / stream EM and gradient EM against derived facts.
 
-Facts (REFERENCE.md section 2, derived in gmmscape.experiments.overparam's docstring): for
+Facts (docs/reference.md section 2, derived in gmmscape.experiments.overparam's docstring): for
 two balanced components ``mu_1 = -mu_2 = theta`` fitting N(0, 1), ``psi_1 =
 sigmoid(2 theta x)`` and gradient EM is ``theta <- theta - (eta / 2) theta^3 + O(theta^5)``,
 so ``1 / theta_t^2 = eta t + 1 / theta_0^2 + O(log t)`` and ``L = theta^4 / 4 + O(theta^6)``.

@@ -1,4 +1,4 @@
-"""Landscape atlas: checks against derived facts (REFERENCE.md section 3), never own outputs."""
+"""Landscape atlas: checks against derived facts (docs/reference.md section 3), not own outputs."""
 
 import json
 

@@ -51,7 +51,7 @@ def test_random_init_fractions_and_intervals():
 
 @pytest.mark.slow
 def test_separation_two_centers_never_spurious_and_structure_holds():
-    """k = k* = 2 has no spurious minimum (REFERENCE.md section 3) at any separation."""
+    """k = k* = 2 has no spurious minimum (docs/reference.md section 3) at any separation."""
     res = separation_study("line", 2, 1, ks=(2,), deltas=(3.0, 6.0), n_starts=60)
     for row in res.rows:
         assert row["n_spurious"] == 0 and row["n_failed"] == 0

@@ -1,7 +1,7 @@
 """Population expectations checked against an independent ``scipy.integrate`` reference.
 
 The reference never calls gmmscape: the integrands below are written with numpy from the
-definitions in REFERENCE.md section 1 and integrated
+definitions in docs/reference.md section 1 and integrated
 
 - in 1-D with :func:`scipy.integrate.quad` (QUADPACK QAGP), one scalar integral per
   returned entry, with break points at every model mean, every true center, every

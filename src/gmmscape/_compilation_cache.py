@@ -10,9 +10,10 @@ gmmscape turns it on, unless:
   nothing else is changed.
 
 The directory is ``GMMSCAPE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/gmmscape/jax``
-(default ``~/.cache/gmmscape/jax``); programs of any compile time are cached, up to
-:data:`MAX_CACHE_BYTES` on disk (JAX evicts the least recently used beyond that, using
-the ``filelock`` package). Deleting the directory is always safe. These
+(default ``~/.cache/gmmscape/jax``); programs of any compile time are cached. JAX does
+not evict entries (its size limit needs cross-process locking, and concurrent processes
+then race on the access-time files): the directory grows by a few tens of kB per
+program, and deleting it is always safe. These
 are process-wide JAX settings (as ``jax_enable_x64``); docs/numerics.md says so.
 """
 
@@ -25,8 +26,6 @@ from pathlib import Path
 ENV_SWITCH = "GMMSCAPE_COMPILATION_CACHE"
 #: Environment variable naming the cache directory.
 ENV_DIR = "GMMSCAPE_CACHE_DIR"
-#: Largest size of the cache directory, in bytes.
-MAX_CACHE_BYTES = 2 * 1024**3
 
 
 def default_cache_dir() -> Path:
@@ -46,7 +45,6 @@ def _settings(path: Path) -> dict:
     return {
         "jax_compilation_cache_dir": str(path),
         "jax_persistent_cache_min_compile_time_secs": 0.0,
-        "jax_compilation_cache_max_size": MAX_CACHE_BYTES,
     }
 
 

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from gmmscape.cli._app import app, console
 
@@ -21,6 +20,9 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
 ) -> None:
     """Reproduce both papers' headline results and the estimator's, then write a report."""
+    from rich.table import Table
+
+    from gmmscape.experiments.output import format_number
     from gmmscape.experiments.tour import run_tour
 
     with console.status("starting") as status:
@@ -35,7 +37,9 @@ def demo(
             for col in header:
                 table.add_column(col, justify="right")
             for row in rows:
-                table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+                table.add_row(
+                    *(format_number(v, ".4g") if isinstance(v, float) else str(v) for v in row)
+                )
             console.print(table)
     n_figures = sum(len(s.figures) for s in result.sections)
     console.print(

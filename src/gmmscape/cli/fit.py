@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from gmmscape.cli._app import app, console
 
@@ -45,6 +44,8 @@ def fit(
 ) -> None:
     """Fit a Gaussian mixture by EM, print a summary and the trace, write the model."""
     import warnings
+
+    from rich.table import Table
 
     from gmmscape.estimator import GaussianMixture
     from gmmscape.estimator._io import read_data, save_model

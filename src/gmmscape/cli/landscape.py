@@ -11,28 +11,11 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import Progress
-from rich.table import Table
 
-from gmmscape.cli._app import app, console
+from gmmscape.cli._app import app, console, split_list
 from gmmscape.cli._output import check_out as _check_out
 from gmmscape.cli._output import fail
 from gmmscape.cli._output import writing_into as _writing
-
-
-def _floats(text: str, name: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ValueError(f"--{name} must be comma-separated numbers; got {text!r}.") from None
-
-
-def _ints(text: str, name: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ValueError(f"--{name} must be comma-separated integers; got {text!r}.") from None
-
 
 #: Library argument names -> the options that set them, for error messages.
 _OPTIONS = {
@@ -54,6 +37,9 @@ _OPTIONS = {
     "d": "--d",
     "k_star": "--k-star",
 }
+
+#: Start schemes (gmmscape.landscape.starts.SCHEMES; tests/test_cli_startup.py checks).
+SCHEMES_HELP = "gaussian, uniform, data, kmeans++"
 
 
 def _fail(exc: ValueError) -> None:
@@ -95,12 +81,13 @@ def landscape(
     truth: Annotated[
         str, typer.Option(help="True centers as JSON, e.g. '[[-1.5], [1.5], [15]]'.")
     ] = "[[-1.5], [1.5], [15.0]]",
-    k: Annotated[int, typer.Option(help="Number of model means.")] = 3,
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of model means.")] = 3,
     sigma: Annotated[float, typer.Option(help="Common standard deviation.")] = 1.0,
     starts: Annotated[int, typer.Option(help="Number of starts.")] = 1000,
     schemes: Annotated[
-        str, typer.Option(help="Comma-separated start schemes.")
-    ] = "gaussian,uniform,data,kmeans++",
+        list[str],
+        typer.Option(help=f"Start schemes, comma-separated; any of {SCHEMES_HELP}."),
+    ] = ("gaussian,uniform,data,kmeans++",),
     method: Annotated[str, typer.Option(help="em, gradient-em or newton.")] = "em",
     seed: Annotated[int, typer.Option(help="Seed of the starts.")] = 0,
     max_iter: Annotated[int, typer.Option(help="EM steps of the batch phase.")] = 50,
@@ -111,6 +98,8 @@ def landscape(
     ),
 ) -> None:
     """Find, certify and classify the critical points of a population landscape."""
+    from rich.progress import Progress
+
     import gmmscape as gs
     from gmmscape.landscape import explore, plots
 
@@ -128,7 +117,7 @@ def landscape(
                 t,
                 k,
                 n_starts=starts,
-                schemes=[s.strip() for s in schemes.split(",")],
+                schemes=split_list(schemes, str, "--schemes"),
                 method=method,
                 seed=seed,
                 max_iter=max_iter,
@@ -186,8 +175,10 @@ def separation(
     family: Annotated[str, typer.Option(help="line, simplex, random or jin.")] = "line",
     k_star: Annotated[int, typer.Option(help="Number of true centers.")] = 3,
     d: Annotated[int, typer.Option(help="Dimension.")] = 1,
-    ks: Annotated[str, typer.Option(help="Comma-separated model sizes k.")] = "2,3,4",
-    deltas: Annotated[str, typer.Option(help="Comma-separated separations.")] = "1,2,3,4,6,8",
+    ks: Annotated[list[str], typer.Option(help="Model sizes k, comma-separated.")] = ("2,3,4",),
+    deltas: Annotated[list[str], typer.Option(help="Separations delta, comma-separated.")] = (
+        "1,2,3,4,6,8",
+    ),
     starts: Annotated[int, typer.Option(help="Starts per landscape.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     max_iter: Annotated[int, typer.Option(help="EM steps of each batch phase.")] = 50,
@@ -196,6 +187,9 @@ def separation(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("landscape-output"),
 ) -> None:
     """Sweep the separation: spurious minima, their structure and approximation errors."""
+    from rich.progress import Progress
+    from rich.table import Table
+
     from gmmscape.experiments.output import write_json
     from gmmscape.landscape import plots
     from gmmscape.landscape.studies import separation_study
@@ -209,8 +203,8 @@ def separation(
                 family,
                 k_star,
                 d,
-                _ints(ks, "ks"),
-                _floats(deltas, "deltas"),
+                split_list(ks, int, "--ks"),
+                split_list(deltas, float, "--deltas"),
                 n_starts=starts,
                 seed=seed,
                 max_iter=max_iter,
@@ -245,9 +239,15 @@ def separation(
             str(r["n_failed"]),
         )
     console.print(table)
-    console.print(
-        f"Empirical thresholds (non-overlapping from here on): {escape(str(res.threshold))}"
+    thresholds = Table(
+        title="Empirical threshold: the smallest delta from which every larger delta "
+        "had only non-overlapping minima"
     )
+    thresholds.add_column("k", justify="right")
+    thresholds.add_column("threshold delta", justify="right")
+    for k_, th in res.threshold.items():
+        thresholds.add_row(k_, "none (not reached)" if th is None else f"{th:g}")
+    console.print(thresholds)
     paths = plots.save(plots.plot_separation(res), out / "separation")
     paths.append(write_json(res, out / "separation.json"))
     console.print("Wrote " + escape(", ".join(str(p) for p in paths)))
@@ -256,8 +256,8 @@ def separation(
 @app.command()
 def bifurcation(
     family: Annotated[str, typer.Option(help="line or jin.")] = "line",
-    deltas: Annotated[str, typer.Option(help="Comma-separated separations.")] = (
-        "1,1.5,2,2.5,3,3.5,4,5,6"
+    deltas: Annotated[list[str], typer.Option(help="Separations delta, comma-separated.")] = (
+        "1,1.5,2,2.5,3,3.5,4,5,6",
     ),
     grid: Annotated[int, typer.Option(help="Grid values per axis of the starts.")] = 12,
     newton_iter: Annotated[int, typer.Option(help="Newton iterations of each polish.")] = 100,
@@ -275,7 +275,10 @@ def bifurcation(
 
     Exits with status 1 when some separation's global minimum was not found.
     """
-    from gmmscape.experiments.output import write_json
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from gmmscape.experiments.output import format_number, write_json
     from gmmscape.landscape import plots
     from gmmscape.landscape.studies import bifurcation_study
 
@@ -285,7 +288,7 @@ def bifurcation(
         with Progress(console=console, transient=True) as prog, _quiet_study_warnings():
             task = prog.add_task("separations", total=None)
             res = bifurcation_study(
-                _floats(deltas, "deltas"),
+                split_list(deltas, float, "--deltas"),
                 family,
                 n_grid=grid,
                 newton_iter=newton_iter,
@@ -305,7 +308,7 @@ def bifurcation(
             str(p["index"]),
             f"{p['kl']:.4g}",
             p["signature"],
-            ", ".join(f"{x:.3f}" for x in p["means"]),
+            ", ".join(format_number(x, ".3f") for x in p["means"]),
         )
     console.print(table)
     search = Table(title="Search per separation")
@@ -336,10 +339,12 @@ def bifurcation(
 
 @app.command("random-init")
 def random_init(
-    ks: Annotated[str, typer.Option(help="Comma-separated k = k*.")] = "3,5,8,12,16,20",
+    ks: Annotated[list[str], typer.Option(help="Model sizes k = k*, comma-separated.")] = (
+        "3,5,8,12,16,20",
+    ),
     delta: Annotated[float, typer.Option(help="Separation of the line truth.")] = 10.0,
     starts: Annotated[int, typer.Option(help="Starts per k.")] = 200,
-    scheme: Annotated[str, typer.Option(help="Start scheme.")] = "data",
+    scheme: Annotated[str, typer.Option(help=f"Start scheme: one of {SCHEMES_HELP}.")] = "data",
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     max_iter: Annotated[int, typer.Option(help="EM steps per start.")] = 500,
     warn_failed: Annotated[float, typer.Option(help=_WARN_HELP)] = 0.05,
@@ -350,6 +355,9 @@ def random_init(
     Starts whose EM has not converged after --max-iter steps are not classified; they
     are counted, and bracket the bad share over all starts.
     """
+    from rich.progress import Progress
+    from rich.table import Table
+
     from gmmscape.experiments.output import write_json
     from gmmscape.landscape import plots
     from gmmscape.landscape.studies import random_init_study
@@ -360,7 +368,7 @@ def random_init(
         with Progress(console=console, transient=True) as prog, _quiet_study_warnings():
             task = prog.add_task("k", total=None)
             res = random_init_study(
-                _ints(ks, "ks"),
+                split_list(ks, int, "--ks"),
                 delta=delta,
                 n_starts=starts,
                 scheme=scheme,

@@ -8,16 +8,20 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from gmmscape.cli._app import app, console
+from gmmscape.cli._app import app, console, split_list
 from gmmscape.cli._output import check_out, fail, writing_into
+
+#: The default weight sets of ``overparam --weights``, as its help states them; equal to
+#: gmmscape.experiments.overparam.DEFAULT_WEIGHT_SETS (tests/test_cli_startup.py checks).
+WEIGHT_SETS_HELP = "0.5,0.5 and 0.3,0.7 and 0.1,0.9"
 
 
 @contextmanager
 def _bar():
     """A rich progress bar; yields ``update(label, done, total)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -41,14 +45,16 @@ def _fail(exc: Exception) -> None:
 
 
 def _fmt(v, spec=".3f"):
-    return "-" if v is None else format(v, spec)
+    from gmmscape.experiments.output import format_number
+
+    return "-" if v is None else format_number(v, spec)
 
 
 @app.command()
 def overparam(
-    n: Annotated[
-        list[int] | None, typer.Option(help="Numbers of components (repeat: --n 2 --n 5).")
-    ] = None,
+    n: Annotated[list[str], typer.Option(help="Numbers of components n, comma-separated.")] = (
+        "2,5,10",
+    ),
     d: Annotated[int, typer.Option(help="Dimension.")] = 1,
     eta: Annotated[float, typer.Option(help="Step size of gradient EM.")] = 1.0,
     steps: Annotated[int, typer.Option(help="Steps per run.")] = 10**5,
@@ -56,7 +62,12 @@ def overparam(
     init_scale: Annotated[float, typer.Option(help="Std. dev. of the random starts.")] = 1.0,
     weights: Annotated[
         list[str] | None,
-        typer.Option(help="Weight sets for the weights panel, e.g. --weights 0.3,0.7."),
+        typer.Option(
+            help="A weight set of the weights panel, comma-separated; repeat the option for "
+            "more sets, e.g. --weights 0.3,0.7 --weights 0.1,0.9. "
+            f"(default: {WEIGHT_SETS_HELP})",
+            show_default=False,
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random starts.")] = 0,
     out: Annotated[Path, typer.Option(help="Folder for figures and JSON.")] = Path(
@@ -64,6 +75,8 @@ def overparam(
     ),
 ) -> None:
     """Seed A: population gradient EM learning N(0, I_d); loss rate vs the O(1/sqrt(t)) bound."""
+    from rich.table import Table
+
     from gmmscape.experiments.output import write_json
     from gmmscape.experiments.overparam import (
         DEFAULT_WEIGHT_SETS,
@@ -73,18 +86,16 @@ def overparam(
     )
 
     check_out(out)
-    try:
-        wsets = (
-            DEFAULT_WEIGHT_SETS
-            if not weights
-            else [tuple(float(x) for x in w.split(",")) for w in weights]
-        )
-    except ValueError:
-        _fail(ValueError(f"weights must be comma-separated numbers; got {weights}."))
+    ns = split_list(n, int, "--n")
+    wsets = (
+        DEFAULT_WEIGHT_SETS
+        if not weights
+        else [tuple(split_list(w, float, "--weights")) for w in weights]
+    )
     try:
         with _bar() as update:
             result = overparam_study(
-                ns=tuple(n or (2, 5, 10)), d=d, steps=steps, restarts=restarts, eta=eta,
+                ns=tuple(ns), d=d, steps=steps, restarts=restarts, eta=eta,
                 init_scale=init_scale, weight_sets=wsets, seed=seed, progress=update,
             )  # fmt: skip
     except (ValueError, DivergenceError) as exc:
@@ -119,15 +130,23 @@ def overparam(
 @app.command()
 def trap(
     r: Annotated[
-        list[float] | None, typer.Option("--r", help="Distances R (repeat); default 3..10.")
-    ] = None,
+        list[str],
+        typer.Option("--r", help="Distances R of the far component(s), comma-separated."),
+    ] = ("3,4,5,6,7,8,9,10",),
     n: Annotated[int, typer.Option(help="Number of components.")] = 2,
     d: Annotated[int, typer.Option(help="Dimension (modes one and several).")] = 1,
-    mode: Annotated[str, typer.Option(help="one, several or dimension.")] = "one",
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="one (one far component), several (--n-far of them) or dimension "
+            "(R = c sqrt(d) over --dims)."
+        ),
+    ] = "one",
     n_far: Annotated[int, typer.Option(help="Far components (mode several).")] = 2,
     dims: Annotated[
-        list[int] | None, typer.Option(help="Dimensions (mode dimension), R = c sqrt(d).")
-    ] = None,
+        list[str],
+        typer.Option(help="Dimensions of mode dimension (R = c sqrt(d)), comma-separated."),
+    ] = ("4,16,36,64,100",),
     c_scale: Annotated[float, typer.Option(help="c in R = c sqrt(d).")] = 1.0,
     eta: Annotated[float, typer.Option(help="Step size.")] = 1.0,
     max_steps: Annotated[int, typer.Option(help="Step cap (censoring).")] = 10**6,
@@ -135,20 +154,23 @@ def trap(
     out: Annotated[Path, typer.Option(help="Folder for figures and JSON.")] = Path("trap-output"),
 ) -> None:
     """Seed A: escape time of gradient EM from a component at distance R; fit log T = a + c R^2."""
+    from rich.table import Table
+
     from gmmscape.experiments.output import write_json
     from gmmscape.experiments.overparam import plot_trap
     from gmmscape.experiments.trap import trap as run_trap
 
     check_out(out)
-    kwargs = {} if not r else {"R_values": tuple(r)}
-    if dims:
-        kwargs["dims"] = tuple(dims)
+    kwargs = {
+        "R_values": tuple(split_list(r, float, "--r")),
+        "dims": tuple(split_list(dims, int, "--dims")),
+    }
     try:
         with _bar() as update:
             result = run_trap(
                 n_components=n, d=d, mode=mode, n_far=n_far, c_scale=c_scale, eta=eta,
                 max_steps=max_steps, seed=seed,
-                progress=lambda a, b: update("escape runs", a, b), **kwargs,
+                progress=lambda a, b: update("steps of the current escape run", a, b), **kwargs,
             )  # fmt: skip
     except (ValueError, FloatingPointError) as exc:
         _fail(exc)
@@ -177,8 +199,8 @@ def trap(
 @app.command("overparam-samples")
 def overparam_samples(
     sizes: Annotated[
-        list[int] | None, typer.Option("--size", help="Sample sizes N (repeat).")
-    ] = None,
+        list[str], typer.Option("--sizes", "--size", help="Sample sizes N, comma-separated.")
+    ] = ("1000,10000,100000",),
     seeds: Annotated[int, typer.Option(help="Datasets per size.")] = 6,
     eta: Annotated[float, typer.Option(help="Step size.")] = 2.0,
     steps_factor: Annotated[float, typer.Option(help="Steps = factor sqrt(N) / eta.")] = 16.0,
@@ -188,6 +210,8 @@ def overparam_samples(
     ),
 ) -> None:
     """Seed A with finite samples: final error of sample gradient EM vs N, against N^(-1/4)."""
+    from rich.table import Table
+
     from gmmscape.experiments.output import write_json
     from gmmscape.experiments.overparam import (
         DivergenceError,
@@ -200,7 +224,7 @@ def overparam_samples(
     try:
         with _bar() as update:
             result = sample_study(
-                tuple(sizes or (10**3, 10**4, 10**5)), seeds=seeds, eta=eta,
+                tuple(split_list(sizes, int, "--sizes")), seeds=seeds, eta=eta,
                 steps_factor=steps_factor, seed=seed, progress=update,
             )  # fmt: skip
     except (ValueError, DivergenceError) as exc:

@@ -9,18 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
 from gmmscape.cli._app import app, console
 from gmmscape.cli._output import check_out, writing_into
@@ -89,8 +78,8 @@ def run(
     Several runs may share one DB: each claims the cells it computes, so none is
     computed twice, and each reports what it did and what it left to the others.
     """
-    from gmmscape.sweep import ResultsStore, SpecError, StoreError, load_spec, run_sweep
-    from gmmscape.sweep.runner import plan
+    from gmmscape.sweep.spec import SpecError, load_spec
+    from gmmscape.sweep.store import ResultsStore, StoreError
 
     if scheduler is not None and dask_local is not None:
         _fail("give --scheduler (an existing Dask cluster) or --dask-local N, not both.")
@@ -114,6 +103,8 @@ def run(
         if db.exists() and db.is_file() and db.stat().st_size == 0:
             console.print(f"{escape(str(db))} is empty (0 bytes): nothing stored yet.")
         elif db.exists():
+            from gmmscape.sweep.runner import plan
+
             try:
                 with ResultsStore(db, readonly=True) as store:
                     _, summary = plan(loaded, store)
@@ -125,6 +116,18 @@ def run(
                 f"{summary.skipped_failed} failed, {summary.to_run} to run{corrupt}."
             )
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from gmmscape.sweep.runner import run_sweep
+
     try:
         store = ResultsStore(db)
     except StoreError as exc:
@@ -210,6 +213,17 @@ def run(
             highlight=False,
         )
         raise typer.Exit(130)
+    if summary.to_run == 0:
+        console.print(
+            f"Nothing to run: every cell is already in {db}"
+            + (
+                " (failed ones too: --retry-failed runs them again)."
+                if summary.skipped_failed
+                else "."
+            ),
+            highlight=False,
+        )
+        return
     console.print(
         f"Finished in {summary.seconds:.1f} s on {escape(summary.backend)}: "
         f"{summary.done} done, {summary.failed} failed in this run; "
@@ -230,7 +244,10 @@ def status(
     db: Annotated[Path, typer.Argument(help="The SQLite results database.")],
 ) -> None:
     """Print done / failed / remaining cells per spec in DB."""
-    from gmmscape.sweep import ResultsStore, StoreError
+    from rich import box
+    from rich.table import Table
+
+    from gmmscape.sweep.store import ResultsStore, StoreError
 
     try:
         with ResultsStore(db, readonly=True) as store:

@@ -2,7 +2,7 @@
 
 For an isotropic model and an isotropic truth, every integrand depends on a point ``x``
 only through its projection on the affine span ``S`` of the model means and the true
-centers (REFERENCE.md section 1). The part of ``x`` orthogonal to ``S`` is independent
+centers (docs/reference.md section 1). The part of ``x`` orthogonal to ``S`` is independent
 Gaussian noise of variance ``sigma*^2`` per direction. A :class:`Frame` records the origin
 and an orthonormal basis of ``S``; statistics are summed in its ``r`` coordinates and the
 results lifted back to ``d`` dimensions, with the exact contribution of the orthogonal

@@ -6,7 +6,7 @@ source's :class:`~gmmscape.core.frame.Frame` coordinates; outputs are in the sam
 coordinates (the sources lift them back). All functions are pure ``jax.numpy`` code and
 may be jitted, vmapped and scanned.
 
-Notation (REFERENCE.md section 1): ``W = sum w``; ``E[f] = sum w f / W``;
+Notation (docs/reference.md section 1): ``W = sum w``; ``E[f] = sum w f / W``;
 ``psi`` responsibilities; ``sigma`` the model's standard deviation.
 """
 
@@ -152,7 +152,7 @@ def em_weights(stats: Stats) -> jax.Array:
 def gradient_em_means(stats: Stats, model: Mixture, eta) -> jax.Array:
     """One gradient EM step, ``mu_i + eta E[psi_i (x - mu_i)]``.
 
-    Equal to a gradient step on the NLL with step ``eta sigma^2`` (REFERENCE.md section 1).
+    Equal to a gradient step on the NLL with step ``eta sigma^2`` (docs/reference.md section 1).
 
     Parameters
     ----------

@@ -2,7 +2,7 @@
 
 Xu, Fazel and Du (NeurIPS 2024) prove that population gradient EM drives the KL loss
 ``L_t`` to zero at rate ``O(1/sqrt(t))``. For two balanced components in one dimension the
-rate is ``t^-2`` (REFERENCE.md section 2), so the bound is an upper bound and the exponent
+rate is ``t^-2`` (docs/reference.md section 2), so the bound is an upper bound and the exponent
 actually reached is a quantity to measure. :func:`fit_tail_exponent` fits it on a tail
 window of a recorded trajectory, with an uncertainty that covers both the scatter of the
 points about the line and the drift of the local slope across the window (a

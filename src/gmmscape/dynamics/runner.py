@@ -1,6 +1,6 @@
 """Long compiled runs of EM and gradient EM, vmapped over restarts, recorded on log-spaced steps.
 
-Seed A (REFERENCE.md section 2; Xu, Fazel and Du, NeurIPS 2024) studies runs of 10^4 to
+Seed A (docs/reference.md section 2; Xu, Fazel and Du, NeurIPS 2024) studies runs of 10^4 to
 10^6 steps whose interesting behaviour (a power-law tail, non-monotone distances, traps
 lasting ``exp(R^2/8)`` steps) only shows on a logarithmic time axis. This module runs
 such trajectories inside compiled loops:

@@ -21,7 +21,9 @@ FIGURE_DPI = 120
 
 PAGE_STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
-    "color:#222}table{border-collapse:collapse;margin:.6em 0;font-size:13px}"
+    "color:#222}table{border-collapse:collapse;margin:.6em 0;font-size:13px;"
+    # a table wider than the page scrolls inside it instead of widening the page
+    "display:block;max-width:100%;overflow-x:auto}"
     "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f2f2f2}"
     "caption{text-align:left;font-weight:bold;padding:4px 0}img{max-width:100%}"
     "pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px}"
@@ -144,11 +146,46 @@ def html_figure(png: bytes | Path, caption: str = "") -> str:
     return f"<figure>{img}{cap}</figure>"
 
 
+def format_number(v: float, spec: str = ".6g") -> str:
+    """``format(v, spec)``, without the sign of a value that rounds to zero ("-0.000").
+
+    Parameters
+    ----------
+    v : float
+    spec : str, default ".6g"
+        A format specification, e.g. ``".3f"``.
+
+    Returns
+    -------
+    str
+    """
+    text = format(v, spec)
+    if text.startswith("-") and not any(c in "123456789" for c in text.split("e")[0]):
+        return text[1:]
+    return text
+
+
+def format_error(v: float, spec: str = ".1e") -> str:
+    """An error estimate for a sentence: ``"below 1e-16"`` when it is exactly 0.
+
+    Parameters
+    ----------
+    v : float
+        A non-negative error estimate.
+    spec : str, default ".1e"
+
+    Returns
+    -------
+    str
+    """
+    return "below 1e-16 (exact to rounding)" if v == 0 else format(v, spec)
+
+
 def _cell(v) -> str:
     if v is None:
         return ""
     if isinstance(v, float) and math.isfinite(v):
-        return f"{v:.6g}"
+        return format_number(v)
     return str(v)
 
 

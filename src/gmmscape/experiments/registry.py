@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
@@ -28,6 +28,18 @@ MODULES: dict[str, str] = {
     "separation": "gmmscape.landscape.studies",
     "trap": "gmmscape.experiments.overparam",
     "stream-error": "gmmscape.sweep.builtin",
+}
+
+#: Experiment type name -> ``"module:Class"`` of its parameters model, in a module that
+#: imports no JAX, so that validating a spec stays light. The model must be the same class
+#: as the type's ``ExperimentType.params`` (tests/test_sweep_spec.py checks it). Types not
+#: listed here load their parameters from their module in :data:`MODULES`.
+PARAMS: dict[str, str] = {
+    "landscape": "gmmscape.experiments.params:LandscapeParams",
+    "overparam": "gmmscape.experiments.params:OverparamParams",
+    "separation": "gmmscape.experiments.params:SeparationParams",
+    "trap": "gmmscape.experiments.params:TrapParams",
+    "stream-error": "gmmscape.sweep.builtin:StreamErrorParams",
 }
 
 
@@ -50,6 +62,9 @@ class ExperimentType:
         stem) drawn from a list of ``(params: dict, result: dict)`` rows of this type.
     description : str
         One line for reports and ``--help``.
+    captions : dict of str to str
+        What each figure of ``plot`` shows, by its stem: the sweep report prints it under
+        the figure (a figure without one is captioned by its stem).
     """
 
     name: str
@@ -57,6 +72,7 @@ class ExperimentType:
     run: Callable[[BaseModel], dict[str, Any]]
     plot: Callable[[Sequence[tuple[dict, dict]]], dict[str, Any]] | None = None
     description: str = ""
+    captions: dict[str, str] = field(default_factory=dict)
 
 
 def names() -> list[str]:
@@ -95,3 +111,30 @@ def get(name: str) -> ExperimentType:
         f"module {MODULES[name]} is registered for experiment type {name!r} but its "
         "SWEEP_EXPERIMENTS does not define it."
     )
+
+
+def params(name: str) -> type[BaseModel]:
+    """The parameters model of the experiment type ``name``, imported as lightly as possible.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    type[pydantic.BaseModel]
+        The class :func:`get` would return as ``get(name).params``; for the types in
+        :data:`PARAMS` it is imported from that light module, without the module that
+        runs the type.
+
+    Raises
+    ------
+    ValueError
+        If no type of that name is registered (the message lists the known names).
+    """
+    if name not in MODULES:
+        raise ValueError(f"unknown experiment type {name!r}; known types: {', '.join(names())}.")
+    if name in PARAMS:
+        module, cls = PARAMS[name].split(":")
+        return getattr(importlib.import_module(module), cls)
+    return get(name).params

@@ -2,7 +2,7 @@
 
 Xu, Fazel and Du (NeurIPS 2024) show regions where population gradient EM, learning
 ``N(0, I_d)``, is stuck for an exponential number of steps. The mechanism
-(REFERENCE.md section 2): a component at distance ``R`` from the truth's mean wins the
+(docs/reference.md section 2): a component at distance ``R`` from the truth's mean wins the
 responsibility only of points beyond about ``R / 2``, a mass ``P(z > R/2) ~ e^{-R^2/8}``,
 so its drift toward the data, and its escape, take about ``e^{c R^2}`` steps with
 ``c -> 1/8``.

@@ -208,6 +208,8 @@ class Atlas:
         """
         from rich.table import Table
 
+        from gmmscape.experiments.output import format_number as fmt
+
         d = len(self.truth_means[0])
         t = Table(
             title=(
@@ -225,9 +227,9 @@ class Atlas:
             eig = np.abs(np.asarray(p.eigenvalues))
             mu = np.asarray(p.means)
             means = (
-                ", ".join(f"{x:.3f}" for x in mu[:, 0])
+                ", ".join(fmt(x, ".3f") for x in mu[:, 0])
                 if mu.shape[1] == 1
-                else "; ".join("(" + ", ".join(f"{x:.2f}" for x in row[:3]) + ")" for row in mu)
+                else "; ".join("(" + ", ".join(fmt(x, ".2f") for x in row[:3]) + ")" for row in mu)
             )
             t.add_row(
                 str(i),

@@ -1,6 +1,6 @@
 """Explore a population likelihood landscape: many starts, polish, dedup, certify, classify.
 
-:func:`explore` is the entry point (REFERENCE.md section 3; Chen, Song, Xi and Zhang,
+:func:`explore` is the entry point (docs/reference.md section 3; Chen, Song, Xi and Zhang,
 "Local Minima Structures in Gaussian Mixture Models", IEEE TIT 2024). Pipeline:
 
 1. **Starts** from documented schemes (:mod:`gmmscape.landscape.starts`) or given by the

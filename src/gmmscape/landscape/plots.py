@@ -33,6 +33,13 @@ def _population_kl(truth_means, sigma, k):
     return prob, jax.jit(jax.vmap(fp.kl))
 
 
+def _integer_ticks():
+    """A tick locator that puts ticks on integers only (for counts and numbers of means)."""
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
 def plot_atlas_1d(atlas, n_path: int = 121):
     """Loss along straight paths from the global minimum to every other critical point.
 
@@ -90,8 +97,10 @@ def plot_atlas_1d(atlas, n_path: int = 121):
         ax2.plot(mu, np.full_like(mu, y), "v", ms=9, label=f"{p.kind} ({p.signature})")
     ax2.plot(beta, np.zeros_like(beta), "k|", ms=15, mew=2, label="true centers")
     ax2.set_xlabel("x")
+    ax2.set_ylabel("density of the truth (markers: estimates)")
     ax2.set_title("Estimates of each local minimum")
-    ax2.legend(fontsize=7, loc="center", framealpha=0.6)
+    # below the axes, so that it covers neither the density nor the estimates
+    ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     fig.tight_layout()
     return fig
 
@@ -237,6 +246,7 @@ def plot_separation_rows(rows, title: str = "separation sweep"):
         )
     ax1.set_xlabel("separation delta / sigma")
     ax1.set_ylabel("distinct spurious local minima")
+    ax1.yaxis.set_major_locator(_integer_ticks())
     ax1.set_title("o: all minima non-overlapping; red x: an overlapping minimum")
     ax1.legend(fontsize=8)
     ax2.set_xlabel("separation delta / sigma")
@@ -312,6 +322,7 @@ def plot_random_init(result):
         )
         ax.legend(fontsize=8)
     ax.set_xlabel("k = k*")
+    ax.xaxis.set_major_locator(_integer_ticks())
     ax.set_ylabel("P(EM ends at a bad critical point)")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(

@@ -29,13 +29,12 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from gmmscape._validation import check_positive, check_positive_int
 from gmmscape.core.mixture import Mixture
+from gmmscape.experiments.params import LandscapeParams, SeparationParams
 from gmmscape.experiments.registry import ExperimentType
 from gmmscape.landscape.atlas import Atlas, wilson
 from gmmscape.landscape.explore import check_truth, explore
@@ -734,31 +733,6 @@ def quick_atlas(seed: int = 0, out=None) -> dict:
 # -- sweep types ---------------------------------------------------------------------------
 
 
-class LandscapeParams(BaseModel):
-    """One atlas of a given truth (sweep type ``"landscape"``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    truth_means: list[list[float]]
-    sigma: float = Field(1.0, gt=0)
-    k: int = Field(ge=1)
-    n_starts: int = Field(200, ge=1)
-    method: Literal["em", "gradient-em", "newton"] = "em"
-    seed: int = 0
-
-
-class SeparationParams(BaseModel):
-    """One separation cell (sweep type ``"separation"``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    family: Literal["line", "simplex", "random", "jin"] = "line"
-    k_star: int = Field(3, ge=1)
-    k: int = Field(3, ge=1)
-    d: int = Field(1, ge=1)
-    delta: float = Field(gt=0)
-    n_starts: int = Field(200, ge=1)
-    seed: int = 0
-
-
 def _warn_failed(atlas: Atlas) -> None:
     """A sweep cell's warning (stored with its row) when too many starts failed."""
     if atlas.n_failed > WARN_FRACTION * atlas.n_starts:
@@ -803,6 +777,10 @@ SWEEP_EXPERIMENTS = (
         run=_run_landscape,
         plot=_plot_landscape,
         description="Landscape atlas of one truth: critical points, minima, basins.",
+        captions={
+            "landscape_summary": "Number of local minima and of spurious local minima "
+            "found in each cell's atlas (one pair of bars per cell: k and seed).",
+        },
     ),
     ExperimentType(
         name="separation",
@@ -810,5 +788,10 @@ SWEEP_EXPERIMENTS = (
         run=_run_separation,
         plot=_plot_separation,
         description="One separation of a truth family: spurious minima and their structure.",
+        captions={
+            "separation": "Left: distinct spurious local minima against the separation delta "
+            "of the true centers (red crosses: a minimum that is not non-overlapping). "
+            "Right: the largest approximation error of the minima, in units of sigma.",
+        },
     ),
 )

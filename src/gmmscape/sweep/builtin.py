@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from gmmscape.experiments.registry import ExperimentType
@@ -67,6 +66,8 @@ def stream_error_problem(p: StreamErrorParams):
     truth, model : gmmscape.Mixture
         Means of shape (k, d).
     """
+    import numpy as np
+
     from gmmscape.core.mixture import Mixture
 
     centers = np.zeros((p.k, p.d))
@@ -93,6 +94,8 @@ def run_stream_error(p: StreamErrorParams) -> dict:
         ``quadrature`` (rule, nodes, error estimates of the population values) and
         ``model_means`` (k lists of d floats).
     """
+    import numpy as np
+
     from gmmscape.core.sources import population, stream
 
     truth, model = stream_error_problem(p)
@@ -139,6 +142,7 @@ def plot_stream_error(rows: Sequence[tuple[dict, dict]]) -> dict:
         ``"z_scores"``: histogram of ``kl_error / kl_se`` against the standard normal.
     """
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -192,6 +196,14 @@ STREAM_ERROR = ExperimentType(
     run=run_stream_error,
     plot=plot_stream_error,
     description="Error of stream KL and gradient estimates against exact population values.",
+    captions={
+        "error_vs_n": "Root-mean-square error (over seeds) of the stream estimates of the KL "
+        "divergence and of its gradient against the exact population values, with the mean "
+        "reported standard error and an n^(-1/2) guide, against the stream size n (log-log).",
+        "z_scores": "Histogram of each cell's KL error divided by its reported standard "
+        "error, against the standard normal density: standard errors that are honest give "
+        "about 95% of the z-scores inside +-1.96.",
+    },
 )
 
 SWEEP_EXPERIMENTS = (STREAM_ERROR,)

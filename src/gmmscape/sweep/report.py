@@ -144,6 +144,16 @@ def _csv_text(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def _caption(experiment: str, stem: str) -> str:
+    """The caption the experiment type gives the figure ``stem``, or ``""``."""
+    from gmmscape.experiments import registry
+
+    try:
+        return registry.get(experiment).captions.get(stem, "")
+    except Exception:  # unregistered or broken types draw no figures anyway
+        return ""
+
+
 def _figures(experiment: str, done: list[dict], folder: Path, notes: list[str]) -> dict:
     """Draw the type's figures; returns stem -> [png path, svg path]."""
     from gmmscape.experiments import registry
@@ -296,7 +306,8 @@ def write_report(db: str | Path, out: str | Path) -> ReportManifest:
                 f"<ul class='small'>{listed}{more}</ul>"
             )
         for stem, paths in figs.items():
-            caption = f"{stem}: drawn from the {len(done)} done rows ({safe}/{stem}.svg)"
+            what = _caption(exp, stem) or f"Figure {stem}."
+            caption = f"{what} Drawn from the {len(done)} done rows ({safe}/{stem}.svg)."
             parts.append(html_figure(paths[0], caption))
         if done:
             pcols = _param_columns(done)

@@ -50,8 +50,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from gmmscape.sweep.spec import Cell, Spec
 from gmmscape.sweep.store import Outcome, ResultsStore, encode_result, utc_now
 
@@ -117,6 +115,8 @@ class SweepSummary:
 
 
 def _json_default(obj: Any):
+    import numpy as np  # only for results that hold arrays; keeps the runner's import light
+
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, np.generic):

@@ -203,16 +203,16 @@ def _coercion_problem(raw, validated) -> str | None:
     return None
 
 
-def _validate_cell(exp: registry.ExperimentType, params: dict) -> dict:
+def _validate_cell(model_cls: type[BaseModel], params: dict) -> dict:
     """Validate one cell's parameters; raise ValueError with a per-key message."""
     for name, raw in params.items():
-        field = exp.params.model_fields.get(name)
+        field = model_cls.model_fields.get(name)
         if field is not None and field.annotation in (int, float):
             problem = _coercion_problem(raw, field.annotation(0))
             if problem:
                 raise ValueError(f"{name}: {problem}")
     try:
-        model = exp.params.model_validate(params)
+        model = model_cls.model_validate(params)
     except ValidationError as err:
         raise ValueError(_format_errors(err)) from None
     for name, raw in params.items():
@@ -316,15 +316,16 @@ def parse_spec(text: str, source: str = "<string>", *, max_cells: int = MAX_CELL
         )
     seeds = tuple(seeds)
     try:
-        exp = registry.get(sw.experiment)
+        model_cls = registry.params(sw.experiment)
     except ValueError as exc:
         raise SpecError(f"{where}: sweep.experiment: {exc}") from None
     except Exception as exc:  # the type's module fails to import
         raise SpecError(
             f"{where}: sweep.experiment: experiment type {sw.experiment!r} could not be "
-            f"loaded from {registry.MODULES[sw.experiment]}: {type(exc).__name__}: {exc}"
+            f"loaded from {registry.PARAMS.get(sw.experiment, registry.MODULES[sw.experiment])}: "
+            f"{type(exc).__name__}: {exc}"
         ) from exc
-    known = set(exp.params.model_fields)
+    known = set(model_cls.model_fields)
     for table in ("grid", "fixed"):
         for name, value in getattr(spec, table).items():
             if name == "seed":
@@ -344,7 +345,7 @@ def parse_spec(text: str, source: str = "<string>", *, max_cells: int = MAX_CELL
         for values in itertools.product(*(spec.grid[n] for n in names)):
             params = {**spec.fixed, **dict(zip(names, values, strict=True)), "seed": seed}
             try:
-                valid = _validate_cell(exp, params)
+                valid = _validate_cell(model_cls, params)
             except ValueError as exc:
                 shown = {n: params[n] for n in names} | {"seed": seed}
                 errors.append(f"cell {canonical_json(shown)}: {exc}")
