@@ -141,3 +141,27 @@ def test_a_full_disk_while_writing_is_an_error_and_leaves_no_partial_file(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.db", "r.db-shm", "r.db-wal"] or (
         sorted(p.name for p in tmp_path.iterdir()) == ["r.db"]
     )
+
+
+def test_an_unexpected_error_is_one_line_unless_debug(tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    import gmmscape.estimator._io as io
+    from gmmscape.cli import main
+
+    def boom(path):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(io, "read_data", boom)
+    np.save(tmp_path / "x.npy", np.zeros((4, 2)))
+    args = ["gmmscape", "fit", str(tmp_path / "x.npy"), "-k", "2", "--out", str(tmp_path / "m")]
+    monkeypatch.setattr("sys.argv", args)
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 2
+    out = capsys.readouterr().out
+    assert "unexpected RuntimeError: boom" in " ".join(out.split())
+    assert "Traceback" not in out
+    monkeypatch.setattr("sys.argv", [args[0], "--debug", *args[1:]])
+    with pytest.raises(RuntimeError, match="boom"):
+        main()

@@ -19,5 +19,27 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
-    """Entry point of the ``gmmscape`` script."""
-    app()
+    """Entry point of the ``gmmscape`` script.
+
+    Anticipated failures are reported by each command as one ``error: ...`` line (exit
+    status 2). An unexpected exception (a bug) is reported the same way, naming its type,
+    unless ``gmmscape --debug ...`` asks for the traceback.
+    """
+    from gmmscape.cli._app import DEBUG
+
+    try:
+        app()
+    except Exception as exc:
+        if DEBUG["on"]:
+            raise
+        from rich.markup import escape
+
+        from gmmscape.cli._app import console
+
+        console.print(
+            f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc))} "
+            "(run the command again with `gmmscape --debug ...` for the traceback, and "
+            "please report it)",
+            highlight=False,
+        )
+        raise SystemExit(2) from None

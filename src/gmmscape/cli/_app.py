@@ -19,6 +19,8 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
+#: Set by ``gmmscape --debug``: an unexpected error shows its traceback (see ``main``).
+DEBUG = {"on": False}
 
 
 def _print_version(value: bool) -> None:
@@ -41,8 +43,15 @@ def _root(
             is_eager=True,
         ),
     ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help="Show the traceback of an unexpected error (default: one line)."
+        ),
+    ] = False,
 ) -> None:
     """gmmscape: population, sample and streaming EM for Gaussian mixture models."""
+    DEBUG["on"] = debug
 
 
 def split_list(values: str | list[str] | None, convert, option: str) -> list:
