@@ -26,9 +26,8 @@ demo: $(STAMP)
 
 # The fast suite's cost is mostly XLA compiling many small kernels once each; compiling
 # them without LLVM's optimization passes cost 23% less CPU time (306 instead of 396
-# CPU-seconds, README "Quickstart"). Only
-# `make test` sets it (an XLA_FLAGS of your own replaces it); make test-slow, the
-# benchmarks and every user run XLA's default optimization.
+# CPU-seconds, README "Quickstart"). Only `make test` sets it (an XLA_FLAGS of your own
+# replaces it); make test-slow, the benchmarks and every user run XLA's default.
 TEST_XLA_FLAGS ?= --xla_backend_optimization_level=0
 
 ## test: install into .venv, lint, check formatting, run the fast test suite
