@@ -92,13 +92,9 @@ def test_light_commands_load_no_heavy_module(argv, store_db):
     assert res["output"].strip(), "the command printed nothing"
 
 
-#: Example specs whose experiment type validates without its running module. The
-#: ``recovery`` type's parameters live in gmmscape.estimator.recovery, which imports the
-#: estimator (and JAX), so its dry run is not light.
+#: Example specs: every experiment type validates without its running module.
 LIGHT_SPECS = sorted(
-    p.relative_to(ROOT).as_posix()
-    for p in (ROOT / "examples" / "sweeps").rglob("*.toml")
-    if "recovery" not in p.name
+    p.relative_to(ROOT).as_posix() for p in (ROOT / "examples" / "sweeps").rglob("*.toml")
 )
 
 

@@ -1,6 +1,6 @@
 """Escaping bad local optima: split-and-merge moves after EM (``refine=True``).
 
-Chen et al. (REFERENCE.md section 3) show that, for separated truths, every spurious
+Chen et al. (docs/reference.md section 3) show that, for separated truths, every spurious
 local optimum of a k = k* mixture combines two structures: *many-fit-one* (two or more
 components on one true center) and *one-fits-many* (one component spread over two or
 more true centers). Split-and-merge EM (Ueda, Nakano, Ghahramani and Hinton, 2000) repairs

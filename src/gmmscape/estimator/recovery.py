@@ -13,50 +13,15 @@ Registered as the sweep experiment type ``"recovery"``.
 from __future__ import annotations
 
 import time
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import linear_sum_assignment
 
+from gmmscape.experiments.params import RecoveryParams
 from gmmscape.experiments.registry import ExperimentType
 
 #: A true center counts as found when a fitted mean is within this many sigma.
 RECOVERY_RADIUS = 0.5
-
-
-class RecoveryParams(BaseModel):
-    """One recovery cell.
-
-    Attributes
-    ----------
-    k : int
-        True (and fitted) number of components.
-    d : int
-        Dimension.
-    separation : float
-        Smallest distance between true centers, in units of sigma.
-    n_samples : int
-        Points drawn from the truth.
-    method : {"sklearn", "gmmscape"}
-    refine : bool
-        gmmscape only: split-and-merge refinement.
-    covariance_type : {"full", "tied", "diag", "spherical"}
-    init_params : {"kmeans", "k-means++", "random", "random_from_data"}
-    seed : int
-        Seeds the truth, the sample and the fit.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    k: int = Field(5, ge=2)
-    d: int = Field(2, ge=1)
-    separation: float = Field(8.0, gt=0)
-    n_samples: int = Field(10_000, ge=10)
-    method: Literal["sklearn", "gmmscape"] = "gmmscape"
-    refine: bool = False
-    covariance_type: Literal["full", "tied", "diag", "spherical"] = "full"
-    init_params: Literal["kmeans", "k-means++", "random", "random_from_data"] = "kmeans"
-    seed: int = 0
 
 
 def separated_centers(k: int, d: int, separation: float, rng) -> np.ndarray:

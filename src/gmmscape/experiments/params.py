@@ -14,7 +14,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["LandscapeParams", "OverparamParams", "SeparationParams", "TrapParams"]
+__all__ = [
+    "LandscapeParams",
+    "OverparamParams",
+    "RecoveryParams",
+    "SeparationParams",
+    "TrapParams",
+]
 
 
 class OverparamParams(BaseModel):
@@ -70,4 +76,38 @@ class SeparationParams(BaseModel):
     d: int = Field(1, ge=1)
     delta: float = Field(gt=0)
     n_starts: int = Field(200, ge=1)
+    seed: int = 0
+
+
+class RecoveryParams(BaseModel):
+    """One recovery cell.
+
+    Attributes
+    ----------
+    k : int
+        True (and fitted) number of components.
+    d : int
+        Dimension.
+    separation : float
+        Smallest distance between true centers, in units of sigma.
+    n_samples : int
+        Points drawn from the truth.
+    method : {"sklearn", "gmmscape"}
+    refine : bool
+        gmmscape only: split-and-merge refinement.
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}
+    seed : int
+        Seeds the truth, the sample and the fit.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    k: int = Field(5, ge=2)
+    d: int = Field(2, ge=1)
+    separation: float = Field(8.0, gt=0)
+    n_samples: int = Field(10_000, ge=10)
+    method: Literal["sklearn", "gmmscape"] = "gmmscape"
+    refine: bool = False
+    covariance_type: Literal["full", "tied", "diag", "spherical"] = "full"
+    init_params: Literal["kmeans", "k-means++", "random", "random_from_data"] = "kmeans"
     seed: int = 0

@@ -37,6 +37,7 @@ MODULES: dict[str, str] = {
 PARAMS: dict[str, str] = {
     "landscape": "gmmscape.experiments.params:LandscapeParams",
     "overparam": "gmmscape.experiments.params:OverparamParams",
+    "recovery": "gmmscape.experiments.params:RecoveryParams",
     "separation": "gmmscape.experiments.params:SeparationParams",
     "trap": "gmmscape.experiments.params:TrapParams",
     "stream-error": "gmmscape.sweep.builtin:StreamErrorParams",
