@@ -90,6 +90,11 @@ SLOW_BY_COST: dict[str, str] = {
     "tests/test_dynamics_runner.py::test_stream_fixed_dataset_equals_stream_source_steps[True]": "10.18 s CPU",  # noqa: E501
     # test_vmap_over_starts_equals_a_loop stays fast
     "tests/test_fixed_population.py::test_fixed_matches_adaptive_along_a_gradient_em_run": "7.53 s CPU",  # noqa: E501
+    # the bifurcation search end to end; test_cli_bifurcation_prints_the_search_and_exits_1_
+    # when_incomplete (the search, its table and exit status 1) stays fast
+    "tests/test_landscape_studies.py::test_bifurcation_keeps_searching_until_each_delta_has_its_global_minimum": "14.14 s CPU",  # noqa: E501
+    # the study-level failed-start warnings stay fast (test_landscape_studies.py)
+    "tests/test_landscape_studies.py::test_a_landscape_sweep_cell_warns_when_many_starts_fail": "5.97 s CPU",  # noqa: E501
 }
 
 

@@ -17,11 +17,15 @@ FIT = (
 )
 
 
-def _run(env_extra):
+#: Only the import: where the cache points, without compiling anything.
+IMPORT = "import gmmscape, jax; print(jax.config.jax_compilation_cache_dir)"
+
+
+def _run(env_extra, code=FIT):
     env = {k: v for k, v in os.environ.items() if k not in (ENV_DIR, ENV_SWITCH)}
     env.update(env_extra)
     out = subprocess.run(
-        [sys.executable, "-c", FIT], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     return out.stdout.strip().splitlines()[-1]
 
@@ -37,7 +41,7 @@ def test_second_process_loads_every_program_from_the_cache(tmp_path):
 
 
 def test_cache_can_be_switched_off(tmp_path):
-    assert _run({ENV_SWITCH: "0", ENV_DIR: str(tmp_path / "c")}) == "None"
+    assert _run({ENV_SWITCH: "0", ENV_DIR: str(tmp_path / "c")}, IMPORT) == "None"
     assert not (tmp_path / "c").exists()
 
 
