@@ -152,7 +152,7 @@ def test_an_unexpected_error_is_one_line_unless_debug(tmp_path, monkeypatch, cap
     def boom(path):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(io, "read_data", boom)
+    monkeypatch.setattr(io, "read_table", boom)
     np.save(tmp_path / "x.npy", np.zeros((4, 2)))
     args = ["gmmscape", "fit", str(tmp_path / "x.npy"), "-k", "2", "--out", str(tmp_path / "m")]
     monkeypatch.setattr("sys.argv", args)

@@ -196,3 +196,35 @@ def test_complex_data_is_refused(tmp_path):
     np.save(tmp_path / "c.npy", X.astype(complex))
     with pytest.raises(ValueError, match=r"dtype complex128.*real"):
         read_data(tmp_path / "c.npy")
+
+
+def test_model_file_records_version_feature_names_and_source(tmp_path):
+    from gmmscape import __version__
+
+    data = tmp_path / "pts.csv"
+    rows = "\n".join(f"{a:.6f},{b:.6f}" for a, b in X)
+    data.write_text("width,height\n" + rows + "\n")
+    model = tmp_path / "m.json"
+    res = CliRunner().invoke(app, ["fit", str(data), "-k", "3", "--out", str(model)])
+    assert res.exit_code == 0, res.output
+    prov = json.loads(model.read_text())["provenance"]
+    assert prov == {
+        "gmmscape_version": __version__,
+        "feature_names": ["width", "height"],
+        "source": str(data),
+    }
+    assert load_model(model).provenance_ == prov
+
+
+def test_predict_to_stdout_is_the_same_csv_as_the_file(tmp_path):
+    np.save(tmp_path / "x.npy", X)
+    model = tmp_path / "m.json"
+    save_model(GaussianMixture(3, random_state=0).fit(X), model)
+    run = CliRunner().invoke
+    res = run(app, ["predict", str(model), str(tmp_path / "x.npy"), "--proba"])
+    assert res.exit_code == 0
+    out = tmp_path / "labels.csv"
+    run(app, ["predict", str(model), str(tmp_path / "x.npy"), "--proba", "--out", str(out)])
+    assert res.output == out.read_text()
+    assert res.output.splitlines()[0] == "label,p0,p1,p2"
+    assert len(res.output.splitlines()) == len(X) + 1

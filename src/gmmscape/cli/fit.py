@@ -48,13 +48,13 @@ def fit(
     from rich.table import Table
 
     from gmmscape.estimator import GaussianMixture
-    from gmmscape.estimator._io import read_data, save_model
+    from gmmscape.estimator._io import read_table, save_model
 
     if covariance not in _COV:
         _fail(ValueError(f"--covariance must be one of {', '.join(_COV)}; got {covariance!r}."))
     _check_out_file(out)
     try:
-        X = read_data(data)
+        X, names = read_table(data)
         gm = GaussianMixture(
             k,
             covariance_type=covariance,
@@ -101,7 +101,7 @@ def fit(
             f"{mv['loglik_before']:.6f} -> {mv['loglik_after']:.6f}"
         )
     try:
-        path = save_model(gm, out)
+        path = save_model(gm, out, feature_names=names, source=str(data))
     except OSError as exc:
         _fail(ValueError(f"cannot write the model to --out {out}: {exc.strerror or exc}."))
     console.print(f"Wrote {escape(str(path))}.")
@@ -112,7 +112,8 @@ def predict(
     model: Annotated[Path, typer.Argument(help="A model written by `gmmscape fit`.")],
     data: Annotated[Path, typer.Argument(help="CSV, .npy or Parquet file.")],
     out: Annotated[
-        Path | None, typer.Option(help="Write labels (and probabilities) as CSV here.")
+        Path | None,
+        typer.Option(help="Write labels (and probabilities) as CSV here (default: stdout)."),
     ] = None,
     proba: Annotated[bool, typer.Option(help="Also give component probabilities.")] = False,
 ) -> None:
@@ -130,17 +131,17 @@ def predict(
         probs = gm.predict_proba(X) if proba else None
     except ValueError as exc:
         _fail(exc)
-    if out is None:
-        for i, lab in enumerate(labels):
-            extra = "" if probs is None else "," + ",".join(f"{p:.6g}" for p in probs[i])
-            console.print(f"{lab}{extra}", highlight=False)
-        return
     cols = [labels[:, None].astype(float)] + ([] if probs is None else [probs])
     header = "label" + (
         "" if probs is None else "," + ",".join(f"p{j}" for j in range(gm.n_components))
     )
-    tmp = out.with_suffix(out.suffix + ".tmp")
     fmt = ["%d"] + ["%.17g"] * (0 if probs is None else gm.n_components)
+    if out is None:  # plain CSV on stdout, the same as the file (no per-row rendering)
+        import sys
+
+        np.savetxt(sys.stdout, np.hstack(cols), delimiter=",", header=header, comments="", fmt=fmt)
+        return
+    tmp = out.with_suffix(out.suffix + ".tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         np.savetxt(tmp, np.hstack(cols), delimiter=",", header=header, comments="", fmt=fmt)

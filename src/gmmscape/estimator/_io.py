@@ -45,6 +45,25 @@ def read_csv(path: Path) -> np.ndarray:
     ValueError
         On a non-numeric cell (naming its row and column), ragged rows or no data rows.
     """
+    return _read_csv(path)[0]
+
+
+def _read_csv(path: Path) -> tuple[np.ndarray, list[str] | None]:
+    """:func:`read_csv`, also returning the header's column names (None without one).
+
+    Parameters
+    ----------
+    path : Path
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features)
+
+    Raises
+    ------
+    ValueError
+        On a non-numeric cell (naming its row and column), ragged rows or no data rows.
+    """
     with open(path, newline="") as fh:
         rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
     if not rows:
@@ -71,7 +90,7 @@ def read_csv(path: Path) -> np.ndarray:
                     f"{j + 1}{name}; every cell must be a number."
                 )
             out[i, j] = v
-    return out
+    return out, header
 
 
 def read_data(path) -> np.ndarray:
@@ -91,21 +110,45 @@ def read_data(path) -> np.ndarray:
     ValueError
         On an unknown suffix, a missing file or non-numeric content.
     """
+    return read_table(path)[0]
+
+
+def read_table(path) -> tuple[np.ndarray, list[str]]:
+    """Read a data matrix and its column names from a CSV, ``.npy`` or Parquet file.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    names : list of str, length n_features
+        The CSV header's or Parquet table's column names; ``x0, x1, ...`` where the file
+        has none.
+
+    Raises
+    ------
+    ValueError
+        As :func:`read_data`.
+    """
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path}: no such file.")
     if path.is_dir():
         raise ValueError(f"{path}: is a directory, not a data file.")
     try:
-        return _read_data(path)
+        X, names = _read_data(path)
     except OSError as exc:
         raise ValueError(f"{path}: cannot read the file: {exc.strerror or exc}.") from None
+    return X, names or [f"x{j}" for j in range(X.shape[1])]
 
 
-def _read_data(path: Path) -> np.ndarray:
+def _read_data(path: Path) -> tuple[np.ndarray, list[str] | None]:
     suffix = path.suffix.lower()
+    names = None
     if suffix in (".csv", ".txt"):
-        X = read_csv(path)
+        X, names = _read_csv(path)
     elif suffix == ".npy":
         try:
             X = np.load(path, allow_pickle=False)
@@ -130,6 +173,7 @@ def _read_data(path: Path) -> np.ndarray:
         if not cols:
             raise ValueError(f"{path}: the table has no columns.")
         X = np.column_stack(cols)
+        names = [str(n) for n in table.column_names]
     else:
         raise ValueError(f"{path}: unknown data format {suffix!r}; use .csv, .npy or .parquet.")
     X = np.asarray(X, dtype=np.float64)
@@ -137,7 +181,7 @@ def _read_data(path: Path) -> np.ndarray:
         X = X[:, None]
     if X.ndim != 2:
         raise ValueError(f"{path}: expected a 2-D table (n_samples, n_features); got {X.shape}.")
-    return X
+    return X, names
 
 
 @dataclass
@@ -148,6 +192,7 @@ class SavedModel:
     version: int
     params: dict
     fitted: dict
+    provenance: dict | None = None
 
 
 def _plain(v):
@@ -160,14 +205,21 @@ def _plain(v):
     return v
 
 
-def save_model(gm, path) -> Path:
-    """Write a fitted model to JSON (atomically).
+def save_model(gm, path, feature_names=None, source=None) -> Path:
+    """Write a fitted model to JSON (atomically), with where it came from.
+
+    Besides the parameters and fitted arrays, the file records a ``provenance`` section:
+    the gmmscape version that wrote it, the feature names and the data source.
 
     Parameters
     ----------
     gm : GaussianMixture
         Fitted.
     path : str or Path
+    feature_names : list of str, optional
+        One per feature (default ``x0, x1, ...``).
+    source : str, optional
+        Where the training data came from (e.g. the file given to ``gmmscape fit``).
 
     Returns
     -------
@@ -190,7 +242,15 @@ def save_model(gm, path) -> Path:
         refine_moves_=gm.refine_moves_,
         n_collapsed_=int(gm.n_collapsed_),
     )
-    return write_json(SavedModel(FORMAT, FORMAT_VERSION, params, fitted), Path(path))
+    d = int(gm.n_features_in_)
+    names = [f"x{j}" for j in range(d)] if feature_names is None else list(map(str, feature_names))
+    if len(names) != d:
+        raise ValueError(f"feature_names has {len(names)} names for {d} features.")
+    from gmmscape import __version__
+
+    provenance = {"gmmscape_version": __version__, "feature_names": names, "source": source}
+    model = SavedModel(FORMAT, FORMAT_VERSION, params, fitted, provenance)
+    return write_json(model, Path(path))
 
 
 #: Keys every saved model's ``fitted`` section holds, with their JSON types.
@@ -305,7 +365,15 @@ def _check_model(path: Path, data) -> tuple[dict, dict, dict]:
                     f"{path}: fitted.precisions_cholesky_[{i}] is singular (smallest singular "
                     f"value {sv[-1]:.3g}); the precision would not be positive definite."
                 )
+    prov = data.get("provenance")
+    if prov is not None:
+        names = prov.get("feature_names") if isinstance(prov, dict) else None
+        if not isinstance(names, list) or len(names) != d:
+            raise ValueError(
+                f"{path}: provenance.feature_names must list {d} names (one per feature)."
+            )
     scalars = {n: fitted[n] for n in _FITTED_SCALARS if n != "dtype"}
+    scalars["provenance_"] = prov or {}
     scalars["dtype"] = dt
     scalars["refine_moves_"] = fitted.get("refine_moves_", [])
     scalars["n_collapsed_"] = fitted.get("n_collapsed_", 0)
