@@ -41,20 +41,40 @@ def fit(
     reg_covar: Annotated[float, typer.Option(help="Added to covariance diagonals.")] = 1e-6,
     refine: Annotated[bool, typer.Option(help="Split-and-merge moves after EM.")] = False,
     seed: Annotated[int, typer.Option(help="Random state of the initialization.")] = 0,
+    columns: Annotated[
+        list[str] | None,
+        typer.Option(help="Columns to fit, by name or 0-based index, comma-separated."),
+    ] = None,
+    drop: Annotated[
+        list[str] | None, typer.Option(help="Columns to leave out, by name or index.")
+    ] = None,
+    standardize: Annotated[
+        bool,
+        typer.Option(
+            help="Fit on standardized columns (k-means and reg_covar then see every column "
+            "at the same scale); the model is written in the data's units."
+        ),
+    ] = False,
 ) -> None:
     """Fit a Gaussian mixture by EM, print a summary and the trace, write the model."""
     import warnings
 
     from rich.table import Table
 
+    from gmmscape.cli._app import split_list
     from gmmscape.estimator import GaussianMixture
-    from gmmscape.estimator._io import read_table, save_model
+    from gmmscape.estimator._io import read_table, save_model, select_columns
+    from gmmscape.estimator._standardize import fit_standardized
 
     if covariance not in _COV:
         _fail(ValueError(f"--covariance must be one of {', '.join(_COV)}; got {covariance!r}."))
     _check_out_file(out)
     try:
         X, names = read_table(data)
+        n_source = X.shape[1]
+        X, names, index = select_columns(
+            X, names, split_list(columns, str, "--columns"), split_list(drop, str, "--drop")
+        )
         gm = GaussianMixture(
             k,
             covariance_type=covariance,
@@ -67,7 +87,10 @@ def fit(
         )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            gm.fit(X)
+            if standardize:
+                fit_standardized(gm, X)
+            else:
+                gm.fit(X)
     except ValueError as exc:
         _fail(exc)
     for w in caught:
@@ -101,7 +124,10 @@ def fit(
             f"{mv['loglik_before']:.6f} -> {mv['loglik_after']:.6f}"
         )
     try:
-        path = save_model(gm, out, feature_names=names, source=str(data))
+        selection = None
+        if index != list(range(n_source)):
+            selection = {"index": index, "n_source_features": n_source}
+        path = save_model(gm, out, feature_names=names, source=str(data), selection=selection)
     except OSError as exc:
         _fail(ValueError(f"cannot write the model to --out {out}: {exc.strerror or exc}."))
     console.print(f"Wrote {escape(str(path))}.")
@@ -127,6 +153,9 @@ def predict(
     try:
         gm = load_model(model)
         X = read_data(data)
+        sel = getattr(gm, "provenance_", {}).get("selection")
+        if sel and X.shape[1] == sel["n_source_features"] != gm.n_features_in_:
+            X = X[:, sel["index"]]  # the columns fit selected from a file of this width
         labels = gm.predict(X)
         probs = gm.predict_proba(X) if proba else None
     except ValueError as exc:

@@ -49,21 +49,7 @@ def read_csv(path: Path) -> np.ndarray:
 
 
 def _read_csv(path: Path) -> tuple[np.ndarray, list[str] | None]:
-    """:func:`read_csv`, also returning the header's column names (None without one).
-
-    Parameters
-    ----------
-    path : Path
-
-    Returns
-    -------
-    ndarray of shape (n_samples, n_features)
-
-    Raises
-    ------
-    ValueError
-        On a non-numeric cell (naming its row and column), ragged rows or no data rows.
-    """
+    """:func:`read_csv`, also returning the header's column names (None without one)."""
     with open(path, newline="") as fh:
         rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
     if not rows:
@@ -184,6 +170,47 @@ def _read_data(path: Path) -> tuple[np.ndarray, list[str] | None]:
     return X, names
 
 
+def select_columns(X, names, columns=(), drop=()):
+    """Keep ``columns`` of ``X`` (all by default), less those in ``drop``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    names : list of str, length n_features
+    columns, drop : sequence of str
+        Column names, or 0-based indices written as integers.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_kept)
+    names : list of str
+    index : list of int
+        The kept columns' positions in the input.
+
+    Raises
+    ------
+    ValueError
+        On an unknown column (listing the known names) or when nothing is left.
+    """
+
+    def position(c):
+        c = str(c).strip()
+        if c in names:
+            return names.index(c)
+        if c.lstrip("-").isdigit() and -len(names) <= int(c) < len(names):
+            return int(c) % len(names)
+        raise ValueError(f"unknown column {c!r}; the columns are {names}.")
+
+    index = [position(c) for c in columns] if columns else list(range(len(names)))
+    gone = {position(c) for c in drop}
+    index = [j for j in dict.fromkeys(index) if j not in gone]
+    if not index:
+        raise ValueError("--columns/--drop leave no column to fit.")
+    if index == list(range(len(names))):
+        return X, list(names), index  # no selection: the data as read, not a copy
+    return X[:, index], [names[j] for j in index], index
+
+
 @dataclass
 class SavedModel:
     """The JSON layout of a saved model."""
@@ -205,7 +232,7 @@ def _plain(v):
     return v
 
 
-def save_model(gm, path, feature_names=None, source=None) -> Path:
+def save_model(gm, path, feature_names=None, source=None, selection=None) -> Path:
     """Write a fitted model to JSON (atomically), with where it came from.
 
     Besides the parameters and fitted arrays, the file records a ``provenance`` section:
@@ -220,6 +247,10 @@ def save_model(gm, path, feature_names=None, source=None) -> Path:
         One per feature (default ``x0, x1, ...``).
     source : str, optional
         Where the training data came from (e.g. the file given to ``gmmscape fit``).
+    selection : dict, optional
+        ``{"index": [...], "n_source_features": int}``: the columns of the source that
+        were fitted (``gmmscape fit --columns/--drop``), so that ``predict`` on a file of
+        the source's width selects the same ones.
 
     Returns
     -------
@@ -249,6 +280,8 @@ def save_model(gm, path, feature_names=None, source=None) -> Path:
     from gmmscape import __version__
 
     provenance = {"gmmscape_version": __version__, "feature_names": names, "source": source}
+    if selection is not None:
+        provenance["selection"] = selection
     model = SavedModel(FORMAT, FORMAT_VERSION, params, fitted, provenance)
     return write_json(model, Path(path))
 
@@ -372,6 +405,19 @@ def _check_model(path: Path, data) -> tuple[dict, dict, dict]:
             raise ValueError(
                 f"{path}: provenance.feature_names must list {d} names (one per feature)."
             )
+        sel = prov.get("selection")
+        if sel is not None:
+            ok = isinstance(sel, dict) and isinstance(sel.get("n_source_features"), int)
+            idx = sel.get("index") if ok else None
+            if not (
+                isinstance(idx, list)
+                and len(idx) == d
+                and all(isinstance(j, int) and 0 <= j < sel["n_source_features"] for j in idx)
+            ):
+                raise ValueError(
+                    f"{path}: provenance.selection must give {d} column indices below "
+                    "its n_source_features."
+                )
     scalars = {n: fitted[n] for n in _FITTED_SCALARS if n != "dtype"}
     scalars["provenance_"] = prov or {}
     scalars["dtype"] = dt
