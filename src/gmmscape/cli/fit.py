@@ -43,10 +43,15 @@ def fit(
     seed: Annotated[int, typer.Option(help="Random state of the initialization.")] = 0,
     columns: Annotated[
         list[str] | None,
-        typer.Option(help="Columns to fit, by name or 0-based index, comma-separated."),
+        typer.Option(
+            help="Columns to fit, by name or 0-based index, comma-separated (default: all)."
+        ),
     ] = None,
     drop: Annotated[
-        list[str] | None, typer.Option(help="Columns to leave out, by name or index.")
+        list[str] | None,
+        typer.Option(
+            help="Columns to leave out, by name or index, comma-separated (default: none)."
+        ),
     ] = None,
     standardize: Annotated[
         bool,
