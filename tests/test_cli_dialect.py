@@ -119,3 +119,10 @@ def test_sweep_with_nothing_to_run_says_so(tmp_path, monkeypatch):
     flat = " ".join(again.output.split())
     assert "Nothing to run: every cell is already in" in flat
     assert "Finished in" not in flat
+
+
+def test_k_is_spelled_alike_in_fit_and_landscape():
+    for name in ("fit", "landscape"):
+        (cmd,) = [c for n, c in _commands(COMMAND) if n == name]
+        (opt,) = [p for p in cmd.params if p.name == "k"]
+        assert {"-k", "--k", "--components"} <= set(opt.opts), name

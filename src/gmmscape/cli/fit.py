@@ -30,7 +30,7 @@ def _check_out_file(out: Path) -> None:
 @app.command()
 def fit(
     data: Annotated[Path, typer.Argument(help="CSV, .npy or Parquet file, one row per point.")],
-    k: Annotated[int, typer.Option("-k", "--components", help="Number of components.")],
+    k: Annotated[int, typer.Option("-k", "--k", "--components", help="Number of components.")],
     covariance: Annotated[str, typer.Option(help="full, tied, diag or spherical.")] = "full",
     out: Annotated[Path, typer.Option(help="Where to write the model (JSON).")] = Path(
         "model.json"

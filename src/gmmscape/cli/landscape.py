@@ -81,7 +81,7 @@ def landscape(
     truth: Annotated[
         str, typer.Option(help="True centers as JSON, e.g. '[[-1.5], [1.5], [15]]'.")
     ] = "[[-1.5], [1.5], [15.0]]",
-    k: Annotated[int, typer.Option("-k", "--k", help="Number of model means.")] = 3,
+    k: Annotated[int, typer.Option("-k", "--k", "--components", help="Number of model means.")] = 3,
     sigma: Annotated[float, typer.Option(help="Common standard deviation.")] = 1.0,
     starts: Annotated[int, typer.Option(help="Number of starts.")] = 1000,
     schemes: Annotated[
