@@ -10,7 +10,7 @@ covariances, the same ``random_state``) by
 * gmmscape.GaussianMixture with ``refine=True`` (split-and-merge moves after EM).
 
 A fit recovers the truth when the optimal matching of fitted means to true centers puts
-every center within 0.5 sigma (``gmmscape.estimator.recovery``, the sweep experiment type
+every center within 0.5 sigma (``gmmscape.experiments.recovery``, the sweep experiment type
 ``"recovery"``). Reported per cell: the recovered fraction with a 95% Wilson interval, the
 mean number of accepted moves and the mean fit time. Goal: refine at 95% or more.
 
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 import gmmscape  # noqa: F401
-from gmmscape.estimator.recovery import RecoveryParams, plot_recovery, run_recovery
 from gmmscape.experiments.demo import write_json
+from gmmscape.experiments.recovery import RecoveryParams, plot_recovery, run_recovery
 
 RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = (("sklearn", False), ("gmmscape", False), ("gmmscape", True))

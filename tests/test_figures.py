@@ -131,7 +131,7 @@ def test_demo_command_and_report_with_a_stand_in_section(tmp_path, monkeypatch):
 def test_every_sweep_type_that_draws_figures_captions_them():
     from gmmscape.experiments import registry
 
-    # recovery's plot lives in gmmscape.estimator.recovery, changed on another branch
+    # recovery's plot lives in gmmscape.experiments.recovery, changed on another branch
     for name in sorted(set(registry.MODULES) - {"recovery"}):
         exp = registry.get(name)
         if exp.plot is not None:

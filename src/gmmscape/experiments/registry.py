@@ -24,7 +24,7 @@ from pydantic import BaseModel
 MODULES: dict[str, str] = {
     "landscape": "gmmscape.landscape.studies",
     "overparam": "gmmscape.experiments.overparam",
-    "recovery": "gmmscape.estimator.recovery",
+    "recovery": "gmmscape.experiments.recovery",
     "separation": "gmmscape.landscape.studies",
     "trap": "gmmscape.experiments.overparam",
     "stream-error": "gmmscape.sweep.builtin",

@@ -15,7 +15,7 @@ per section:
    separation study (:func:`gmmscape.landscape.studies.quick_atlas`);
 4. the estimator: single-start recovery of a well-separated truth by scikit-learn and by
    :class:`gmmscape.GaussianMixture` with and without ``refine``
-   (:func:`gmmscape.estimator.recovery.run_recovery`).
+   (:func:`gmmscape.experiments.recovery.run_recovery`).
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ def _seed_b(out: Path, quick: bool, seed: int, say) -> Section:
 
 
 def _estimator(out: Path, quick: bool, seed: int, say) -> Section:
-    from gmmscape.estimator.recovery import RecoveryParams, run_recovery
+    from gmmscape.experiments.recovery import RecoveryParams, run_recovery
     from gmmscape.landscape.atlas import wilson
 
     t0 = time.perf_counter()
