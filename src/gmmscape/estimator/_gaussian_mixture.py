@@ -226,6 +226,11 @@ class _FitData:
     chunk_size: int | None = None
     threads: int = 1
     col_var: np.ndarray | None = None
+    #: Components the kernels are compiled for (``>= k``; see ``K.component_bucket``).
+    k_pad: int = 0
+
+    def __post_init__(self):
+        self.k_pad = max(self.k_pad, self.k)
 
     def hyper(self, reg_covar, step_size, tol, n_max):
         dt = self.dtype
@@ -239,11 +244,14 @@ class _FitData:
 
     # -- statistics over the whole data, for a batch of parameters --------------------
     def stats(self, params: Params, pool: ThreadPoolExecutor | None = None) -> K.SuffStats:
-        """Summed statistics for a batch of parameters (leading axis b)."""
-        return K.sum_parts(self.stat_parts(params, pool))
+        """Summed statistics for a batch of parameters (leading axis b, ``k`` components)."""
+        padded, _ = K.pad_components(params, None, self.k_pad, self.cov_type)
+        st = K.sum_parts(self.stat_parts(padded, pool))
+        return K.unpad_components(st, self.k, self.cov_type)
 
     def stat_parts(self, params: Params, pool: ThreadPoolExecutor | None = None) -> tuple:
-        """Statistics for a batch of parameters, as partial sums that add up to the total.
+        """Statistics for a batch of parameters (padded to ``k_pad``), as partial sums
+        that add up to the total.
 
         In memory with ``threads > 1``, each host thread (of ``pool``, or of a pool made
         for the call) sums its own range of chunks of the one data buffer: JAX releases
@@ -277,10 +285,12 @@ class _FitData:
         One vmapped, compiled ``while_loop`` in memory on one thread; a host loop over
         iterations (the same kernels) when the statistics are summed by several threads
         or on Dask. ``report > 0`` prints every ``report``-th iteration of each start as
-        it runs.
+        it runs. The kernels run on ``k_pad`` components (the extra ones masked out);
+        the result has ``k``.
         """
+        params, masks = K.pad_components(params, masks, self.k_pad, self.cov_type)
         if self.dask_x is None and self.threads <= 1:
-            return K.em_batch(
+            res = K.em_batch(
                 self.xc,
                 self.wc,
                 params,
@@ -292,7 +302,9 @@ class _FitData:
                 max_iter=max_iter,
                 report=report,
             )
-        return _host_em(self, params, masks, lb0, hyper, max_iter, report)
+        else:
+            res = _host_em(self, params, masks, lb0, hyper, max_iter, report)
+        return res._replace(params=K.unpad_components(res.params, self.k, self.cov_type))
 
 
 def _block_chunks(xb, wb, offset, dtype, chunk_size, k):
@@ -390,11 +402,13 @@ def _host_em(fd: _FitData, params, masks, lb0, hyper, max_iter, report=0) -> K.E
 
 
 def _stack(items):
-    return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *items)
+    """Stack pytrees of arrays along a new leading axis (in NumPy: compiles nothing)."""
+    return jax.tree_util.tree_map(lambda *a: np.stack([np.asarray(x) for x in a]), *items)
 
 
 def _take(tree, i):
-    return jax.tree_util.tree_map(lambda a: a[i], tree)
+    """Entry ``i`` of the leading axis of every leaf, as NumPy arrays."""
+    return jax.tree_util.tree_map(lambda a: np.asarray(a)[i], tree)
 
 
 def _cov_from_precisions(prec, cov_type):
@@ -731,6 +745,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         report = self.verbose_interval if self.verbose >= 2 else 0
         res = fd.run_em(params0, masks, lb0, hyper, trace_length(self.max_iter), report)
+        res = jax.tree_util.tree_map(np.asarray, res)  # indexed on the host from here
         lbs = np.asarray(res.lower_bound, dtype=np.float64)
         lbs_sel = np.where(np.isnan(lbs), -np.inf, lbs)
         best = int(np.argmax(lbs_sel))
@@ -834,7 +849,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             Xinit, winit = X, w
             do_init = not (self.warm_start and hasattr(self, "converged_"))
             n_batch = self.n_init if do_init else 1
-            rows, n_chunks = chunk_layout(n, k, d, n_batch, self.chunk_size)
+            fd.k_pad = K.component_bucket(k, n, d)
+            rows, n_chunks = chunk_layout(n, fd.k_pad, d, n_batch, self.chunk_size)
             fd.xc, fd.wc = device_chunks(X, w, rows, n_chunks, fd.offset)
             fd.threads = stat_threads(self.n_threads, n_chunks)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
@@ -846,12 +862,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             chunks = None if fd.xc is None else (fd.xc, fd.wc)
             for _ in range(self.n_init):
                 starts.append(self._initial_params(Xinit, winit, rng, fd, inits, chunks))
-            lb0 = jnp.full((self.n_init,), -jnp.inf, dtype)
+            lb0 = np.full((self.n_init,), -np.inf, dtype)
         else:
             starts.append(self._current_params(fd))
-            lb0 = jnp.full((1,), self.lower_bound_, dtype)
-        ones = jnp.ones((k,), dtype)
-        zeros = jnp.zeros((k,), dtype)
+            lb0 = np.full((1,), self.lower_bound_, dtype)
+        ones = np.ones((k,), dtype)
+        zeros = np.zeros((k,), dtype)
         m = Masks(
             zeros if "weights" in freeze else ones,
             zeros if "means" in freeze else ones,
@@ -946,14 +962,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if all(name in inits for name in ("weights", "means", "precisions")):
             # every parameter given: nothing to estimate from the data (scikit-learn
             # gh-26015); the moments are not needed
-            zero = np.zeros((k,), fd.dtype)
-            return self._params_from_moments(None, zero, None, None, X.shape[1], fd, inits)
+            return self._start_params(None, fd, inits)
+        kp = fd.k_pad
         if chunks is None:
-            rows, n_chunks = chunk_layout(n, k, X.shape[1], 1, self.chunk_size)
+            rows, n_chunks = chunk_layout(n, kp, X.shape[1], 1, self.chunk_size)
             chunks = device_chunks(X, w, rows, n_chunks, fd.offset)
         xc, wc = chunks
         n_chunks, rows = wc.shape
         unweighted = bool(np.all(w == 1))
+        wsum = np.sum(w, dtype=np.float64).astype(fd.dtype)
+        rest = self._moment_args(kp, fd)
         sw = None if unweighted else w
         if self.init_params == "random":
             # scikit-learn: rng.uniform(size=(n, k)), rows normalized; drawn row block by
@@ -961,12 +979,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             nk = s1 = s2 = 0.0
             for i in range(n_chunks):
                 m = max(0, min(rows, n - i * rows))
-                r = np.zeros((rows, k), X.dtype)
+                r = np.zeros((rows, kp), X.dtype)
                 if m:
                     u = np.asarray(rng.uniform(size=(m, k)), dtype=X.dtype)
-                    r[:m] = u / u.sum(axis=1)[:, None]
-                a, b, c = K.moments_jit(xc[i], wc[i][:, None] * jnp.asarray(r), ct)
+                    r[:m, :k] = u / u.sum(axis=1)[:, None]
+                a, b, c = K.moments_jit(xc[i], wc[i][:, None] * r, ct)
                 nk, s1, s2 = nk + a, s1 + b, s2 + c
+            padded = K.params_from_moments(wsum, nk, s1, s2, *rest, cov_type=ct)
         else:
             labels = np.full(rows * n_chunks, -1, np.int32)
             if self.init_params == "kmeans":
@@ -981,30 +1000,34 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             else:
                 _, idx = kmeans_plusplus(X, k, random_state=rng, sample_weight=sw)
                 labels[idx] = np.arange(k)
-            lc = jnp.asarray(labels.reshape(n_chunks, rows))
-            nk, s1, s2 = K.scan_label_moments(xc, wc, lc, k, ct)
-        return self._params_from_moments(jnp.sum(jnp.asarray(w)), nk, s1, s2, X.shape[1], fd, inits)
+            lc = labels.reshape(n_chunks, rows)
+            padded = K.init_from_labels(xc, wc, lc, wsum, *rest, k=kp, cov_type=ct)
+        return self._start_params(padded, fd, inits)
 
-    def _params_from_moments(self, wsum, nk, s1, s2, d, fd: _FitData, inits) -> Params:
-        """Initial parameters from the moments of initial responsibilities (centred data),
-        as scikit-learn's ``_initialize``: ``weights_init``, ``means_init`` and
-        ``precisions_init`` replace what they give (``s1``, ``s2`` may then be None)."""
-        ct, dt = self.covariance_type, fd.dtype
-        nk = jnp.asarray(nk, dt) + 10 * jnp.finfo(dt).eps
-        weights = jnp.asarray(inits["weights"]) if "weights" in inits else nk / jnp.sum(nk)
+    def _moment_args(self, nk_width: int, fd: _FitData) -> tuple:
+        """The arguments after the moments of :func:`K.params_from_moments`."""
+        dt = fd.dtype
+        active = (np.arange(nk_width) < self.n_components).astype(dt)
+        return active, np.asarray(self.reg_covar, dt), np.asarray(fd.floor, dt)
+
+    def _start_params(self, padded: Params | None, fd: _FitData, inits) -> Params:
+        """One start as NumPy arrays with ``n_components`` components: the (padded)
+        parameters estimated from initial responsibilities, as scikit-learn's
+        ``_initialize``, with ``weights_init``, ``means_init`` and ``precisions_init``
+        replacing what they give (``padded`` is None when all three are given)."""
+        ct, dt, k = self.covariance_type, fd.dtype, self.n_components
+        weights = means = cov = pc = None
+        if padded is not None:
+            padded = jax.tree_util.tree_map(lambda a: np.asarray(a)[None], padded)
+            weights, means, cov, pc = _take(K.unpad_components(padded, k, ct), 0)
+        if "weights" in inits:
+            weights = np.asarray(inits["weights"], dt)
         if "means" in inits:
-            means = jnp.asarray(inits["means"] - fd.offset)
-        else:
-            means = s1 / nk[:, None]
+            means = np.asarray(inits["means"] - fd.offset, dt)
         if "precisions" in inits:
             prec = inits["precisions"]
-            cov = jnp.asarray(_cov_from_precisions(prec, ct), dt)
-            pc = jnp.asarray(_prec_chol_from_precisions(prec, ct), dt)
-        else:
-            st = K.SuffStats(jnp.asarray(0.0, dt), wsum, nk, s1, s2)
-            cov = K._COV[ct](st, s1 / nk[:, None], nk)
-            cov = cov + self.reg_covar * (jnp.eye(d, dtype=dt) if ct in ("full", "tied") else 1.0)
-            cov, pc, _ = K.precision_cholesky(cov, ct, fd.floor)
+            cov = np.asarray(_cov_from_precisions(prec, ct), dt)
+            pc = np.asarray(_prec_chol_from_precisions(prec, ct), dt)
         return Params(weights.astype(dt), means.astype(dt), cov.astype(dt), pc.astype(dt))
 
     # scikit-learn's private initialization protocol (``BaseMixture._initialize`` and
@@ -1031,9 +1054,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             col_var=var,
         )  # fmt: skip
         xc = jnp.asarray(X - offset.astype(dtype))
-        nk, s1, s2 = K.moments_jit(xc, jnp.asarray(resp), self.covariance_type)
+        ct = self.covariance_type
+        nk, s1, s2 = K.moments_jit(xc, resp, ct)
         inits = self._check_inits(d, dtype, k=resp.shape[1])
-        self._set_params_arrays(self._params_from_moments(n, nk, s1, s2, d, fd, inits), fd)
+        rest = self._moment_args(resp.shape[1], fd)
+        padded = K.params_from_moments(np.asarray(n, dtype), nk, s1, s2, *rest, cov_type=ct)
+        self._set_params_arrays(self._start_params(padded, fd, inits), fd)
 
     def _set_parameters(self, params):
         """Set ``(weights, means, covariances, precisions_cholesky)``, as scikit-learn.
@@ -1052,10 +1078,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _current_params(self, fd) -> Params:
         dt = fd.dtype
         return Params(
-            jnp.asarray(self.weights_, dt),
-            jnp.asarray(self.means_ - fd.offset, dt),
-            jnp.asarray(self.covariances_, dt),
-            jnp.asarray(self.precisions_cholesky_, dt),
+            np.asarray(self.weights_, dt),
+            np.asarray(self.means_ - fd.offset, dt),
+            np.asarray(self.covariances_, dt),
+            np.asarray(self.precisions_cholesky_, dt),
         )
 
     def _set_params_arrays(self, params: Params, fd: _FitData):
@@ -1091,10 +1117,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """The fitted parameters as kernel input, means shifted by ``-center`` (d,)."""
         means = np.asarray(self.means_, np.float64) - (0.0 if center is None else center)
         return Params(
-            jnp.asarray(self.weights_, dt),
-            jnp.asarray(means, dt),
-            jnp.asarray(self.covariances_, dt),
-            jnp.asarray(self.precisions_cholesky_, dt),
+            np.asarray(self.weights_, dt),
+            np.asarray(means, dt),
+            np.asarray(self.covariances_, dt),
+            np.asarray(self.precisions_cholesky_, dt),
         )
 
     def _center(self) -> np.ndarray:
@@ -1111,12 +1137,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         dt = self._compute_dtype_
         X = np.asarray(X, dtype=dt)
         n, d = X.shape
-        rows, n_chunks = chunk_layout(n, self.n_components, d, 1, self.chunk_size)
+        k, ct = self.n_components, self.covariance_type
+        k_pad = K.component_bucket(k, n, d)
+        rows, n_chunks = chunk_layout(n, k_pad, d, 1, self.chunk_size)
         center = self._center()
         xc, _ = device_chunks(X, np.zeros(n, dt), rows, n_chunks, center.astype(dt))
-        params = self._fitted_params(dt, center)
-        out = K.chunked_log_prob(xc, params, cov_type=self.covariance_type)
-        return np.asarray(out).reshape(rows * n_chunks, -1)[:n]
+        params = _stack([self._fitted_params(dt, center)])
+        params = _take(K.pad_components(params, None, k_pad, ct)[0], 0)
+        out = K.chunked_log_prob(xc, params, cov_type=ct)
+        return np.asarray(out).reshape(rows * n_chunks, -1)[:n, :k]
 
     def _map_blocks(self, X, fn, per_component: bool, dtype):
         """``fn`` applied to each row block of a Dask array (a lazy Dask array)."""

@@ -542,6 +542,176 @@ def m_step(
     return Params(new_w.astype(dtype), new_m, cov, pc), n_bad
 
 
+# --------------------------------------------------------------------------------------
+# shape-stable compilation: components padded up to a bucket, masked out
+# --------------------------------------------------------------------------------------
+#: Above this many elements of one pass over the data (rows x components x features),
+#: compiling once per exact ``n_components`` costs less than padding would.
+PAD_LIMIT = 2**24
+
+
+def component_bucket(k: int, n_rows: int = 0, d: int = 1) -> int:
+    """The number of components a fit of ``k`` components is compiled for.
+
+    ``k`` rounded up to the ladder 1, 2, 3, 4, 6, 8, 12, 16, 24, ... (powers of two and
+    1.5 times them), so that a loop over ``n_components`` (a BIC curve, a grid search)
+    compiles a handful of programs instead of one per ``k``. The extra components have
+    weight 0 and are never updated: their responsibilities are exactly 0, so every
+    statistic and the log-likelihood are those of the ``k`` real components (equal up to
+    the rounding of differently blocked matrix products). Padding costs at most 50%
+    more arithmetic per pass, so it is applied only while one pass over the data
+    (``n_rows * k * d`` elements) is below :data:`PAD_LIMIT`, where compiling dominates.
+
+    Parameters
+    ----------
+    k : int
+        Components of the model.
+    n_rows, d : int, optional
+        Rows (padded) and features of the data the program will see.
+
+    Returns
+    -------
+    int
+        The padded number of components, ``>= k``.
+    """
+    k = int(k)
+    if k <= 3 or n_rows * k * d >= PAD_LIMIT:
+        return k
+    p = 1 << (k - 1).bit_length()  # next power of two >= k
+    return p * 3 // 4 if p * 3 // 4 >= k else p
+
+
+def pad_components(params: Params, masks: Masks | None, k_pad: int, cov_type: str):
+    """Append components of weight 0 (frozen, identity covariance) up to ``k_pad``.
+
+    Done in NumPy on the host, so that it compiles nothing.
+
+    Parameters
+    ----------
+    params : Params
+        With a leading batch axis: weights of shape (b, k), means (b, k, d), ...
+    masks : Masks or None
+        With a leading batch axis; the new components get mask 0 (never updated).
+    k_pad : int
+    cov_type : str
+
+    Returns
+    -------
+    params : Params
+    masks : Masks or None
+        NumPy arrays, with ``k_pad`` components.
+    """
+    params = Params(*(np.asarray(a) for a in params))
+    masks = None if masks is None else Masks(*(np.asarray(a) for a in masks))
+    extra = k_pad - params.weights.shape[-1]
+    if extra <= 0:
+        return params, masks
+
+    def cat(a, fill):
+        shape = (*a.shape[:1], extra, *a.shape[2:])
+        return np.concatenate([a, np.broadcast_to(np.asarray(fill, a.dtype), shape)], 1)
+
+    cov, pc = params.covariances, params.precisions_cholesky
+    if cov_type != "tied":
+        fill = np.eye(params.means.shape[-1]) if cov_type == "full" else 1.0
+        cov, pc = cat(cov, fill), cat(pc, fill)
+    out = Params(cat(params.weights, 0.0), cat(params.means, 0.0), cov, pc)
+    if masks is not None:
+        masks = Masks(*(cat(m, 0.0) for m in masks))
+    return out, masks
+
+
+def unpad_components(tree, k: int, cov_type: str):
+    """The first ``k`` components of padded parameters or statistics (batch axis first).
+
+    Parameters
+    ----------
+    tree : Params or SuffStats
+        With a leading batch axis.
+    k : int
+    cov_type : str
+
+    Returns
+    -------
+    Params or SuffStats
+        Of NumPy arrays.
+    """
+    tree = type(tree)(*(np.asarray(a) for a in tree))
+    if isinstance(tree, SuffStats):
+        s2 = tree.s2 if cov_type == "tied" else tree.s2[:, :k]
+        return SuffStats(tree.ll, tree.w, tree.nk[:, :k], tree.s1[:, :k], s2)
+    cov, pc = tree.covariances, tree.precisions_cholesky
+    if cov_type != "tied":
+        cov, pc = cov[:, :k], pc[:, :k]
+    return Params(tree.weights[:, :k], tree.means[:, :k], cov, pc)
+
+
+@partial(jax.jit, static_argnames=("cov_type",))
+def params_from_moments(wsum, nk, s1, s2, active, reg_covar, floor, *, cov_type: str) -> Params:
+    """Parameters from the moments of initial responsibilities, as scikit-learn's
+    ``_estimate_gaussian_parameters`` (``N_k + 10 eps``, scatter about the weighted
+    means, ``reg_covar`` on the diagonal), then regularized like every M-step.
+
+    Parameters
+    ----------
+    wsum : array of shape ()
+        Total weight.
+    nk : array of shape (k,)
+    s1 : array of shape (k, d)
+    s2 : array
+        See :class:`SuffStats`.
+    active : array of shape (k,)
+        1.0 for a real component, 0.0 for padding (weight 0, identity covariance).
+    reg_covar, floor : arrays of shape () and (d,) (or () for spherical)
+    cov_type : str
+
+    Returns
+    -------
+    Params
+    """
+    dt = s1.dtype
+    on = active > 0
+    nk = nk + 10 * jnp.finfo(dt).eps
+    nk_on = jnp.where(on, nk, 0.0)
+    weights = nk_on / jnp.sum(nk_on)
+    means = jnp.where(on[:, None], s1 / nk[:, None], 0.0)
+    st = SuffStats(jnp.zeros((), dt), wsum, nk, s1, s2)
+    cov = _COV[cov_type](st, s1 / nk[:, None], nk)
+    if cov_type in ("full", "tied"):
+        cov = cov + reg_covar * _eye_like(cov)
+    else:
+        cov = cov + reg_covar
+    if cov_type != "tied":  # padding: the identity, never used (weight 0)
+        shape = (-1,) + (1,) * (cov.ndim - 1)
+        cov = jnp.where(on.reshape(shape), cov, _eye_like(cov) if cov_type == "full" else 1.0)
+    cov, pc, _ = precision_cholesky(cov, cov_type, floor)
+    return Params(weights, means, cov, pc)
+
+
+@partial(jax.jit, static_argnames=("k", "cov_type"))
+def init_from_labels(xc, wc, lc, wsum, active, reg_covar, floor, *, k: int, cov_type: str):
+    """:func:`params_from_moments` of hard assignments (:func:`scan_label_moments`), as
+    one compiled program.
+
+    Parameters
+    ----------
+    xc : array of shape (n_chunks, m, d)
+    wc : array of shape (n_chunks, m)
+    lc : int array of shape (n_chunks, m)
+        Component of each point; -1 for none.
+    wsum, active, reg_covar, floor
+        As :func:`params_from_moments`.
+    k : int
+    cov_type : str
+
+    Returns
+    -------
+    Params
+    """
+    nk, s1, s2 = scan_label_moments(xc, wc, lc, k, cov_type)
+    return params_from_moments(wsum, nk, s1, s2, active, reg_covar, floor, cov_type=cov_type)
+
+
 class EMResult(NamedTuple):
     """The outcome of :func:`em_batch` for each start of a batch.
 
