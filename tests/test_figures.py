@@ -102,9 +102,10 @@ def test_demo_command_and_report_with_a_stand_in_section(tmp_path, monkeypatch):
     """The tour's page and the demo command's tables, fast (the real tour is slow)."""
     from typer.testing import CliRunner
 
+    from gmmscape._files import write_json
     from gmmscape.cli import app
     from gmmscape.experiments import tour
-    from gmmscape.experiments.output import pyplot, save_figure, write_json
+    from gmmscape.experiments.output import pyplot, save_figure
 
     def fake(out, quick, seed, say):
         say("stand-in section")
