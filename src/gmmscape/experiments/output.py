@@ -32,6 +32,34 @@ PAGE_STYLE = (
 )
 
 
+def finite_json(obj):
+    """A result's fields as JSON-ready values, with every non-finite float as ``None``.
+
+    Unlike :func:`gmmscape._files.write_json`, which writes ``NaN`` and ``Infinity``, this
+    gives strict JSON (``inf`` and ``nan`` become ``null``).
+
+    Parameters
+    ----------
+    obj : dict, list, tuple, numpy array or scalar
+        Nested containers of numbers (an array of any shape becomes nested lists).
+
+    Returns
+    -------
+    dict, list, bool, int, float, None or the object itself
+        Dict keys become strings, tuples lists; numpy booleans, integers and floats become
+        Python ones.
+    """
+    if isinstance(obj, dict):
+        return {str(k): finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_json(v) for v in obj]
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars: nested lists of Python numbers
+        return finite_json(obj.tolist())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return obj
+
+
 def pyplot():
     """``matplotlib.pyplot`` on the non-interactive Agg backend."""
     import matplotlib
