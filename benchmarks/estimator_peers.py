@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from estimator_speed import HEADLINE, fit_time, make_data
-from gmmscape.experiments.output import write_bytes, write_json
+from gmmscape._files import write_bytes, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 QUICK = (20_000, 8, 4)

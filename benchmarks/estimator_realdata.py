@@ -40,7 +40,7 @@ from sklearn.mixture import GaussianMixture as SKGaussianMixture
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
 from gmmscape import GaussianMixture
-from gmmscape.experiments.output import write_bytes, write_json
+from gmmscape._files import write_bytes, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COV_TYPES = ("full", "tied", "diag", "spherical")

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import gmmscape  # noqa: F401
-from gmmscape.experiments.demo import write_json
+from gmmscape._files import write_json
 from gmmscape.experiments.recovery import RecoveryParams, plot_recovery, run_recovery
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 import gmmscape  # noqa: F401  (enables float64 in JAX)
-from gmmscape.experiments.demo import write_json
+from gmmscape._files import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HEADLINE = (1_000_000, 16, 16)

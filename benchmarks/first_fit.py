@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from gmmscape.experiments.output import write_json
+from gmmscape._files import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CHILD = """

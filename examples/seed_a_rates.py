@@ -10,7 +10,7 @@ with the fitted tail exponent of the KL loss and the constant of the proven boun
 import argparse
 from pathlib import Path
 
-from gmmscape.experiments.output import write_json
+from gmmscape._files import write_json
 from gmmscape.experiments.overparam import overparam_study, plot_study
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

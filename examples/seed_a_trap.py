@@ -9,7 +9,7 @@ measured inside a compiled while-loop and fitted by log T = a + c R^2 (docs/seed
 import argparse
 from pathlib import Path
 
-from gmmscape.experiments.output import write_json
+from gmmscape._files import write_json
 from gmmscape.experiments.overparam import plot_trap
 from gmmscape.experiments.trap import trap
 

@@ -79,7 +79,7 @@ def test_k_is_spelled_the_same_in_fit_and_landscape():
 def test_separation_prints_its_thresholds_as_a_table(monkeypatch, tmp_path):
     from types import SimpleNamespace
 
-    from gmmscape.experiments import output
+    from gmmscape import _files
     from gmmscape.landscape import plots, studies
 
     row = {"k": 2, "delta": 1.0, "n_points": 3, "n_minima": 1, "n_spurious": 0,
@@ -89,7 +89,7 @@ def test_separation_prints_its_thresholds_as_a_table(monkeypatch, tmp_path):
     monkeypatch.setattr(studies, "separation_study", lambda *a, **k: fake)
     monkeypatch.setattr(plots, "plot_separation", lambda res: None)
     monkeypatch.setattr(plots, "save", lambda fig, path: [path])
-    monkeypatch.setattr(output, "write_json", lambda res, path: path)
+    monkeypatch.setattr(_files, "write_json", lambda res, path: path)
     res = CliRunner().invoke(app, ["separation", "--out", str(tmp_path)], terminal_width=200)
     assert res.exit_code == 0, res.output
     assert "threshold delta" in res.output and "none (not reached)" in res.output

@@ -8,7 +8,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from gmmscape.experiments.output import format_error, format_number, html_table
+from gmmscape.experiments.output import finite_json, format_error, format_number, html_table
 
 matplotlib.use("Agg")
 
@@ -27,6 +27,20 @@ matplotlib.use("Agg")
 )
 def test_format_number_drops_the_sign_of_a_rounded_zero(value, spec, text):
     assert format_number(value, spec) == text
+
+
+def test_finite_json_gives_strict_json_with_python_numbers():
+    import json
+
+    value = {
+        1: np.array([[1.5, np.inf], [-np.inf, np.nan]]),
+        "t": (np.int64(3), np.bool_(True), np.float32(0.5), float("nan"), "x", None),
+    }
+    expected = {"1": [[1.5, None], [None, None]], "t": [3, True, 0.5, None, "x", None]}
+    got = finite_json(value)
+    assert got == expected
+    assert [type(v) for v in got["t"][:3]] == [int, bool, float]
+    assert json.loads(json.dumps(got, allow_nan=False)) == expected
 
 
 def test_wide_tables_scroll_inside_the_page():
@@ -102,9 +116,10 @@ def test_demo_command_and_report_with_a_stand_in_section(tmp_path, monkeypatch):
     """The tour's page and the demo command's tables, fast (the real tour is slow)."""
     from typer.testing import CliRunner
 
+    from gmmscape._files import write_json
     from gmmscape.cli import app
     from gmmscape.experiments import tour
-    from gmmscape.experiments.output import pyplot, save_figure, write_json
+    from gmmscape.experiments.output import pyplot, save_figure
 
     def fake(out, quick, seed, say):
         say("stand-in section")

@@ -157,7 +157,7 @@ def test_random_init_sets_unconverged_starts_apart_and_brackets_the_bad_share():
 
 
 def test_random_init_with_no_converged_start_reports_none(tmp_path):
-    from gmmscape.experiments.output import write_json
+    from gmmscape._files import write_json
     from gmmscape.landscape import plots
 
     with pytest.warns(StudyWarning):

@@ -3,7 +3,7 @@
 A command checks its ``--out`` folder before it computes anything (:func:`check_out`), and
 writes its outputs inside :func:`writing_into`, which turns a failure to write (a file in
 the way, permission, a full disk) into one ``error:`` line and exit status 2. Every file
-is written through :func:`gmmscape.experiments.output.write_bytes`, which removes its
+is written through :func:`gmmscape._files.write_bytes`, which removes its
 temporary file when the write fails, so nothing partial is left behind.
 """
 

@@ -190,7 +190,7 @@ def separation(
     from rich.progress import Progress
     from rich.table import Table
 
-    from gmmscape.experiments.output import write_json
+    from gmmscape._files import write_json
     from gmmscape.landscape import plots
     from gmmscape.landscape.studies import separation_study
 
@@ -278,7 +278,8 @@ def bifurcation(
     from rich.progress import Progress
     from rich.table import Table
 
-    from gmmscape.experiments.output import format_number, write_json
+    from gmmscape._files import write_json
+    from gmmscape.experiments.output import format_number
     from gmmscape.landscape import plots
     from gmmscape.landscape.studies import bifurcation_study
 
@@ -358,7 +359,7 @@ def random_init(
     from rich.progress import Progress
     from rich.table import Table
 
-    from gmmscape.experiments.output import write_json
+    from gmmscape._files import write_json
     from gmmscape.landscape import plots
     from gmmscape.landscape.studies import random_init_study
 

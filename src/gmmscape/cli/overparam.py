@@ -77,7 +77,7 @@ def overparam(
     """Seed A: population gradient EM learning N(0, I_d); loss rate vs the O(1/sqrt(t)) bound."""
     from rich.table import Table
 
-    from gmmscape.experiments.output import write_json
+    from gmmscape._files import write_json
     from gmmscape.experiments.overparam import (
         DEFAULT_WEIGHT_SETS,
         DivergenceError,
@@ -156,7 +156,7 @@ def trap(
     """Seed A: escape time of gradient EM from a component at distance R; fit log T = a + c R^2."""
     from rich.table import Table
 
-    from gmmscape.experiments.output import write_json
+    from gmmscape._files import write_json
     from gmmscape.experiments.overparam import plot_trap
     from gmmscape.experiments.trap import trap as run_trap
 
@@ -212,7 +212,7 @@ def overparam_samples(
     """Seed A with finite samples: final error of sample gradient EM vs N, against N^(-1/4)."""
     from rich.table import Table
 
-    from gmmscape.experiments.output import write_json
+    from gmmscape._files import write_json
     from gmmscape.experiments.overparam import (
         DivergenceError,
         plot_samples,

@@ -6,7 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmmscape._validation import as_float_array, check_positive, check_weights
+from gmmscape._validation import (
+    as_float_array,
+    check_positive,
+    check_positive_int,
+    check_weights,
+)
+from gmmscape.core.stats import draw, log_density
 
 
 @jax.tree_util.register_pytree_node_class
@@ -120,8 +126,6 @@ class Mixture:
         -------
         numpy.ndarray of shape (n,)
         """
-        from gmmscape.core.stats import log_density
-
         x = as_float_array(X, "X", 2)
         if x.shape[1] != self.d:
             raise ValueError(f"X must have {self.d} columns (the mixture's d); got {x.shape[1]}.")
@@ -141,9 +145,6 @@ class Mixture:
         -------
         numpy.ndarray of shape (n, d)
         """
-        from gmmscape._validation import check_positive_int
-        from gmmscape.core.stats import draw
-
         n = check_positive_int(n, "n")
         return np.asarray(draw(jax.random.key(int(seed)), self, n))
 

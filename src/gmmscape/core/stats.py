@@ -13,12 +13,13 @@ responsibility exactly 0, never NaN.
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from gmmscape.core.mixture import Mixture
+if TYPE_CHECKING:  # annotations only: core.mixture imports this module
+    from gmmscape.core.mixture import Mixture
 
 
 class Stats(NamedTuple):

@@ -30,6 +30,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from gmmscape.estimator import _kernels as K
 from gmmscape.estimator._kernels import COVARIANCE_TYPES, Masks, Params
+from gmmscape.estimator._refine import refine_fit
 
 #: Elements of one chunk's largest intermediate (rows x k x d) when chunk_size is None.
 CHUNK_BUDGET = 2**21
@@ -763,9 +764,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.n_collapsed_ = int(res.n_collapsed[best])
         self.refine_moves_ = []
         if self.refine and self.max_iter > 0:
-            from gmmscape.estimator._refine import refine_fit
-
-            params, moves, extra_trace = refine_fit(self, fd, params, masks, hyper)
+            params, moves, extra_trace = refine_fit(
+                self, fd, params, masks, hyper, trace_length(self.max_iter)
+            )
             self.refine_moves_ = moves
             if moves:
                 self.lower_bound_ = float(moves[-1]["loglik_after"])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gmmscape.experiments.demo import write_json
+from gmmscape._files import write_json
 
 FORMAT = "gmmscape.GaussianMixture"
 FORMAT_VERSION = 1

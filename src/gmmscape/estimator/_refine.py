@@ -34,7 +34,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from gmmscape.estimator import _kernels as K
-from gmmscape.estimator._gaussian_mixture import trace_length
 from gmmscape.estimator._kernels import Masks, Params
 
 #: EM iterations of the partial EM on the three components of a move.
@@ -231,7 +230,7 @@ def _loglik(fd, batch: Params) -> np.ndarray:
     return np.asarray(st.ll / st.w, np.float64)
 
 
-def refine_fit(est, fd, params: Params, masks_batch: Masks, hyper):
+def refine_fit(est, fd, params: Params, masks_batch: Masks, hyper, trace_len: int):
     """Split-and-merge refinement of a converged fit.
 
     Parameters
@@ -245,6 +244,8 @@ def refine_fit(est, fd, params: Params, masks_batch: Masks, hyper):
         The fit's masks (batch axis; row 0 is used).
     hyper : tuple
         The EM hyper-parameters of the fit.
+    trace_len : int
+        Length of the compiled trace buffer of the fit's EM runs (its ``trace_length``).
 
     Returns
     -------
@@ -266,7 +267,6 @@ def refine_fit(est, fd, params: Params, masks_batch: Masks, hyper):
     ll = float(_loglik(fd, _stack([params]))[0])
     accept_tol = max(float(est.tol), 1e-10 * abs(ll))
     moves, trace = [], []
-    max_iter = trace_length(est.max_iter)
     for _ in range(max_moves):
         j_merge, j_split, top = criteria(fd, params, ct)
         cands = candidate_moves(j_merge, j_split, n_cand)
@@ -284,10 +284,10 @@ def refine_fit(est, fd, params: Params, masks_batch: Masks, hyper):
             )
         lb0 = jnp.full((n_cand,), -jnp.inf, fd.dtype)
         h_part = (reg, floor, step, tol, jnp.asarray(PARTIAL_EM_ITER, jnp.int32))
-        part = fd.run_em(_stack(starts), _stack(pmasks), lb0, h_part, max_iter)
+        part = fd.run_em(_stack(starts), _stack(pmasks), lb0, h_part, trace_len)
         full_masks = _stack([masks] * n_cand)
         h_full = (reg, floor, step, tol, jnp.asarray(est.max_iter, jnp.int32))
-        res = fd.run_em(part.params, full_masks, lb0, h_full, max_iter)
+        res = fd.run_em(part.params, full_masks, lb0, h_full, trace_len)
         lls = _loglik(fd, res.params)
         lls = np.where(np.isfinite(lls), lls, -np.inf)
         b = int(np.argmax(lls))

@@ -22,9 +22,9 @@ import numpy as np
 
 from gmmscape.core.mixture import Mixture
 from gmmscape.core.sources import population, sample, stream
-from gmmscape.experiments.output import pyplot, save_figure, write_json
+from gmmscape.experiments.output import pyplot, save_figure
 
-__all__ = ["DemoResult", "plot_demo", "run_demo", "write_json"]
+__all__ = ["DemoResult", "plot_demo", "run_demo"]
 
 #: The demo's problem: three true centers in 2-D and a start with two estimates on one.
 DEMO_TRUTH = ([[-3.0, 0.0], [3.0, 0.0], [0.0, 4.0]], 1.0)

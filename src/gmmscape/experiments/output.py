@@ -1,20 +1,21 @@
-"""Writing results: JSON (atomically), figures (PNG + SVG) and self-contained HTML pages.
+"""Writing results: figures (PNG + SVG) and self-contained HTML pages.
 
-Every experiment, the demo and the sweep reports write through these few functions, so
-that no file is ever left half-written (each is written to a temporary name and renamed
-into place) and every page embeds its figures.
+Every experiment, the demo and the sweep reports write through these few functions and
+the atomic writers of :mod:`gmmscape._files` (bytes, JSON), so that no file is ever left
+half-written (each is written to a temporary name and renamed into place) and every page
+embeds its figures.
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import html
 import io
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
+
+from gmmscape._files import write_bytes
 
 #: Resolution of saved PNG figures.
 FIGURE_DPI = 120
@@ -31,65 +32,32 @@ PAGE_STYLE = (
 )
 
 
-def write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (a temporary file renamed into place).
+def finite_json(obj):
+    """A result's fields as JSON-ready values, with every non-finite float as ``None``.
 
-    If writing fails (a full disk, a folder named ``path``) the temporary file is
-    removed and the error raised; ``path`` is then untouched.
+    Unlike :func:`gmmscape._files.write_json`, which writes ``NaN`` and ``Infinity``, this
+    gives strict JSON (``inf`` and ``nan`` become ``null``).
 
     Parameters
     ----------
-    path : str or Path
-    data : bytes
+    obj : dict, list, tuple, numpy array or scalar
+        Nested containers of numbers (an array of any shape becomes nested lists).
 
     Returns
     -------
-    Path
+    dict, list, bool, int, float, None or the object itself
+        Dict keys become strings, tuples lists; numpy booleans, integers and floats become
+        Python ones.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    except BaseException:  # a full disk, a folder in the way, Ctrl-C: leave nothing behind
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _plain(obj):
-    """Dataclasses, arrays and numpy scalars as plain JSON values."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        obj = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): finite_json(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if hasattr(obj, "tolist"):  # numpy and jax arrays and scalars
-        return _plain(obj.tolist())
-    if isinstance(obj, Path):
-        return str(obj)
+        return [finite_json(v) for v in obj]
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars: nested lists of Python numbers
+        return finite_json(obj.tolist())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
     return obj
-
-
-def write_json(result, path: str | Path) -> Path:
-    """Write a result (a dataclass, dict or list) as JSON, atomically.
-
-    Arrays become nested lists; non-finite floats are written as ``NaN`` and ``Infinity``,
-    which Python's :mod:`json` reads back.
-
-    Parameters
-    ----------
-    result : dataclass instance, dict or list
-    path : str or Path
-
-    Returns
-    -------
-    Path
-    """
-    text = json.dumps(_plain(result), indent=2, allow_nan=True)
-    return write_bytes(path, text.encode())
 
 
 def pyplot():

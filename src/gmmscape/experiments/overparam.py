@@ -48,9 +48,10 @@ from gmmscape.core.sources import QuadratureWarning, _stream_chunk, population
 from gmmscape.dynamics import rates
 from gmmscape.dynamics.fixed import fixed_population
 from gmmscape.dynamics.runner import Trajectory, run_population, run_stream
-from gmmscape.experiments.output import save_figure
+from gmmscape.experiments.output import finite_json, save_figure
 from gmmscape.experiments.params import OverparamParams, TrapParams
 from gmmscape.experiments.registry import ExperimentType
+from gmmscape.experiments.trap import fit_escape, trap
 
 #: Node budget of the fixed sparse grid used for spans of dimension 4 and more.
 SPARSE_NODE_BUDGET = 2**15
@@ -128,24 +129,7 @@ class OverparamResult:
 
     def to_json(self) -> dict:
         """The result as a JSON-ready dict (NaN becomes ``None``)."""
-        return _clean(asdict(self))
-
-
-def _clean(obj):
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
-    if isinstance(obj, np.bool_ | bool):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        v = float(obj)
-        return v if np.isfinite(v) else None
-    return obj
+        return finite_json(asdict(self))
 
 
 def random_starts(n_components: int, d: int, restarts: int, scale: float, seed: int):
@@ -375,21 +359,21 @@ def overparam(
     }
     return OverparamResult(
         config=config,
-        quadrature=_clean(quad),
+        quadrature=finite_json(quad),
         steps=traj.steps.tolist(),
-        kl=_clean(traj.kl),
-        max_dist=_clean(traj.max_dist),
-        sq_dist=_clean(traj.sq_dist),
-        grad_norm=_clean(traj.grad_norm),
+        kl=finite_json(traj.kl),
+        max_dist=finite_json(traj.max_dist),
+        sq_dist=finite_json(traj.sq_dist),
+        grad_norm=finite_json(traj.grad_norm),
         nonmonotone={
             "n_up_max": traj.n_up_max.tolist(),
             "largest_up_max": traj.largest_up_max.tolist(),
             "n_up_sq": traj.n_up_sq.tolist(),
             "largest_up_sq": traj.largest_up_sq.tolist(),
         },
-        fits=_clean(result["fits"]),
-        bound=_clean(result["bound"]),
-        summary=_clean(result["summary"]),
+        fits=finite_json(result["fits"]),
+        bound=finite_json(result["bound"]),
+        summary=finite_json(result["summary"]),
         explanation=result["explanation"],
         final_means=final.tolist(),
         seconds=time.perf_counter() - t0,
@@ -930,8 +914,8 @@ def sample_study(
         steps=steps_list,
         errors=errors,
         final_change=changes,
-        slope=_clean(slope),
-        slope_se=_clean(slope_se),
+        slope=finite_json(slope),
+        slope_se=finite_json(slope_se),
         theory_slope=-0.25,
         comparison=comparison,
         seconds=secs,
@@ -1160,8 +1144,6 @@ def quick_study(seed: int = 0, progress=None) -> QuickStudyResult:
     -------
     QuickStudyResult
     """
-    from gmmscape.experiments.trap import trap
-
     t0 = time.perf_counter()
     say = progress or (lambda _m: None)
     say("seed A: gradient EM rates for n = 2, 5")
@@ -1198,7 +1180,7 @@ def _sweep_run(params: OverparamParams) -> dict:
         steps=params.steps, init_scale=params.init_scale, restarts=params.restarts,
         method=params.method, seed=params.seed,
     )  # fmt: skip
-    return _clean({**_row(f"n={params.n_components}", res), "seconds": res.seconds})
+    return finite_json({**_row(f"n={params.n_components}", res), "seconds": res.seconds})
 
 
 def _sweep_plot(rows) -> dict:
@@ -1225,14 +1207,12 @@ def _sweep_plot(rows) -> dict:
 
 
 def _trap_run(params: TrapParams) -> dict:
-    from gmmscape.experiments.trap import trap
-
     res = trap(
         (params.R,), n_components=params.n_components, d=params.d,
         mode=params.mode, n_far=params.n_far,
         eta=params.eta, max_steps=params.max_steps, seed=params.seed,
     )  # fmt: skip
-    return _clean({
+    return finite_json({
         "R": params.R, "steps": res.steps[0], "censored": res.censored[0],
         "far_mass": res.far_mass[0], "heuristic": res.heuristic[0], "seconds": res.seconds,
     })  # fmt: skip
@@ -1243,8 +1223,6 @@ def _trap_plot(rows) -> dict:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from gmmscape.experiments.trap import fit_escape
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
     R = np.array([r["R"] for _, r in rows], dtype=float)

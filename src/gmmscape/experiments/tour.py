@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gmmscape._files import write_json
 from gmmscape.experiments.output import (
     format_error,
     format_number,
@@ -35,7 +36,6 @@ from gmmscape.experiments.output import (
     pyplot,
     save_figure,
     write_html,
-    write_json,
 )
 
 #: The estimator section's problem: k = k* well-separated centers in d dimensions.

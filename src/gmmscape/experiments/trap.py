@@ -49,6 +49,7 @@ from gmmscape.core.mixture import Mixture
 from gmmscape.core.sources import QuadratureWarning, population
 from gmmscape.dynamics.fixed import fixed_population
 from gmmscape.dynamics.runner import escape_steps
+from gmmscape.experiments.output import finite_json
 
 #: Configurations of the trapped start.
 MODES = ("one", "several", "dimension")
@@ -197,9 +198,7 @@ class TrapResult:
 
     def to_json(self) -> dict:
         """The result as a JSON-ready dict."""
-        from gmmscape.experiments.overparam import _clean
-
-        return _clean(asdict(self))
+        return finite_json(asdict(self))
 
 
 DEFINITION = (

@@ -191,7 +191,7 @@ class Atlas:
         -------
         Path
         """
-        from gmmscape.experiments.output import write_json
+        from gmmscape._files import write_json
 
         return write_json(self, Path(path))
 

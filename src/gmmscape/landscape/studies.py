@@ -712,7 +712,7 @@ def quick_atlas(seed: int = 0, out=None) -> dict:
     """
     from pathlib import Path
 
-    from gmmscape.experiments.output import write_json
+    from gmmscape._files import write_json
     from gmmscape.landscape import plots
 
     truth = truth_family("jin", 3, 1, 3.0)

@@ -31,14 +31,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gmmscape.experiments.output import (
-    html_figure,
-    html_table,
-    save_figure,
-    write_bytes,
-    write_html,
-    write_json,
-)
+from gmmscape._files import write_bytes, write_json
+from gmmscape.experiments.output import html_figure, html_table, save_figure, write_html
 from gmmscape.sweep.store import ResultsStore, utc_now
 
 #: Rows shown per table in the HTML page (the CSV files hold all of them).
