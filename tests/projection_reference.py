@@ -218,3 +218,12 @@ def population_reference(mu, pi, s, beta, pistar, sstar) -> dict:
             "em_weights": float(np.max(err_mass)),
         },
     }
+
+
+def span_problem(seed: int, k: int, kstar: int, spread: float, s: float = 1.0):
+    """A test problem: k model means and k* true centers in d = k + k* - 1 dimensions (r = d)."""
+    rng = np.random.default_rng([seed, k, kstar])
+    d = k + kstar - 1
+    beta = rng.uniform(-spread / 2, spread / 2, size=(kstar, d))
+    mu = beta[rng.integers(0, kstar, size=k)] + rng.normal(scale=0.7, size=(k, d))
+    return mu, rng.dirichlet([3.0] * k), s, beta, rng.dirichlet([3.0] * kstar), 1.0

@@ -16,7 +16,7 @@ from scipy.special import logsumexp
 
 import gmmscape as gs
 from gmmscape.core.sources import QuadratureWarning
-from projection_reference import population_reference
+from projection_reference import population_reference, span_problem
 
 #: Relative accuracy promised at the default settings for these spans (issue 18, item 7).
 RTOL_PROMISE = 1e-8
@@ -24,15 +24,6 @@ RTOL_PROMISE = 1e-8
 #: the quantity's scale (two accurate results cannot agree better than rounding).
 HONEST_FLOOR = 1e-13
 KEYS = ("nll", "kl", "grad", "mean_shift", "em_means", "em_weights")
-
-
-def span_problem(seed: int, k: int, kstar: int, spread: float, s: float = 1.0):
-    """k model means and k* true centers in d = k + k* - 1 dimensions (r = d)."""
-    rng = np.random.default_rng([seed, k, kstar])
-    d = k + kstar - 1
-    beta = rng.uniform(-spread / 2, spread / 2, size=(kstar, d))
-    mu = beta[rng.integers(0, kstar, size=k)] + rng.normal(scale=0.7, size=(k, d))
-    return mu, rng.dirichlet([3.0] * k), s, beta, rng.dirichlet([3.0] * kstar), 1.0
 
 
 def _scale(ref: dict, key: str, mu: np.ndarray) -> float:
