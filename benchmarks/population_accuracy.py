@@ -769,6 +769,97 @@ def defaults_run():
     )
 
 
+SPAN45_CASES = [  # (seed, k, k*, spread, model sigma): the slow test's problems
+    (2, 3, 2, 6.0, 1.0),
+    (1, 2, 3, 6.0, 1.0),
+    (3, 3, 3, 5.0, 1.0),
+    (4, 3, 3, 10.0, 1.0),
+    (5, 3, 3, 3.0, 1.3),
+    (6, 2, 3, 12.0, 1.0),
+    (7, 3, 2, 20.0, 0.8),
+]
+#: Wider model spans (q = k - 1 >= 3), beyond the projection reference: estimates only.
+SPAN45_WIDE = [(5, 4, 1, 2.0, 1.0), (7, 4, 2, 6.0, 1.0), (8, 5, 1, 2.0, 1.0)]
+
+
+def span45_run():
+    """``rule='auto'`` at default settings for r = 4, 5 against the projection reference."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from projection_reference import population_reference, span_problem
+
+    t_start = time.perf_counter()
+    keys = ("kl", "grad", "em_means")
+    lines = [
+        "| case | r | (q, q*) | rule | level | nodes | conv. | time (s) | first call (s) | "
+        + " | ".join(f"{k} rel err | {k} rel est" for k in keys)
+        + " | honest |",
+        "|" + "---|" * (10 + 2 * len(keys)),
+    ]
+    rows = []
+    for seed, k, kstar, spread, s in SPAN45_CASES + SPAN45_WIDE:
+        problem = span_problem(seed, k, kstar, spread, s)
+        mu, pi, _, beta, pistar, sstar = problem
+        model = gs.Mixture(mu, weights=pi, sigma=s)
+        truth = gs.Mixture(beta, weights=pistar, sigma=sstar)
+        pop = gs.population(truth)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            e, seconds, first = timed(lambda pop=pop, model=model: pop.expect(model), 3)
+        q = e.quadrature
+        try:
+            ref = population_reference(*problem)
+        except NotImplementedError:
+            ref = None
+        row = {
+            "case": f"seed{seed}-k{k}-kstar{kstar}-spread{spread:g}-s{s:g}",
+            "r": q.r,
+            "reduced": q.reduced,
+            "rule": q.rule,
+            "level": q.level,
+            "nodes": q.nodes,
+            "converged": q.converged,
+            "seconds": seconds,
+            "first_call_seconds": first,
+            "relative_errors_estimated": q.relative_errors,
+        }
+        cells, honest = [], "no reference (q >= 3)"
+        if ref is not None:
+            honest = "yes"
+            row["relative_errors_actual"] = {}
+            for key in keys:
+                scale = float(np.max(np.abs(ref[key])))
+                if key == "em_means":
+                    scale = max(scale, float(np.max(np.abs(mu))))
+                actual = float(np.max(np.abs(np.asarray(getattr(e, key)) - ref[key])))
+                row["relative_errors_actual"][key] = actual / scale
+                bound = q.errors[key] + ref["ref_error"][key] + ROUNDOFF * max(1.0, scale)
+                if actual > bound:
+                    honest = "NO"
+            row["reference_error"] = ref["ref_error"]
+        row["honest"] = honest
+        for key in keys:
+            act = row.get("relative_errors_actual", {}).get(key)
+            cells.append(f"{fmt(act) if act is not None else '—'} | {fmt(q.relative_errors[key])}")
+        lines.append(
+            f"| {row['case']} | {q.r} | {q.reduced} | {q.rule} | {q.level} | {q.nodes} | "
+            f"{'yes' if q.converged else 'no'} | {seconds:.3g} | {first:.3g} | "
+            + " | ".join(cells)
+            + f" | {honest} |"
+        )
+        rows.append(row)
+        print(f"[{time.perf_counter() - t_start:6.1f}s] {row['case']} done", flush=True)
+    md = "\n".join(lines)
+    print(md)
+    total = time.perf_counter() - t_start
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "population_span45.md").write_text(md + f"\n\nTotal run time {total:.0f} s.\n")
+    (RESULTS / "population_span45.json").write_text(
+        json.dumps({"total_seconds": total, "cases": rows}, indent=1, default=_jsonable)
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a ~1 minute subset")
@@ -780,7 +871,16 @@ def main():
         action="store_true",
         help="only time rule='auto' with default settings for r = 6, 8, 10 (~5 minutes)",
     )
+    parser.add_argument(
+        "--span45",
+        action="store_true",
+        help="only rule='auto' with default settings at r = 4, 5 against the projection "
+        "reference (~2 minutes)",
+    )
     args = parser.parse_args()
+    if args.span45:
+        span45_run()
+        return
     if args.check_2d:
         check_2d()
         return

@@ -88,7 +88,8 @@ def span_frame(model: Mixture, truth: Mixture) -> Frame:
     beta = np.asarray(truth.means)
     origin = np.asarray(truth.weights) @ beta
     offsets = np.vstack([mu - origin, beta - origin])
-    _, s, vt = np.linalg.svd(offsets, full_matrices=True)
+    # the thin SVD: the full one would build a (d, d) matrix, O(d^2) memory and O(d^3) time
+    _, s, vt = np.linalg.svd(offsets, full_matrices=False)
     scale = max(1.0, float(s[0]) if s.size else 0.0)
     r = max(1, int(np.sum(s > SPAN_RTOL * scale)))
     basis = vt[:r].T

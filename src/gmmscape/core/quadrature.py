@@ -28,6 +28,13 @@ Families (all node sets have weights summing to one):
     is three standard errors across the replicates.
 ``monte-carlo``
     Plain Monte Carlo with the same replicate structure as ``rqmc`` (for comparisons).
+
+Reduced rules (:func:`reduced_rules`, :func:`embed`): a mixture's responsibilities depend
+on a point only through its projection on the span ``U`` of the mean differences
+(dimension ``q <= k - 1``), and every statistic that is summed is a polynomial of degree
+at most 2 in the orthogonal part. So a rule of one of the families above on ``U`` times
+the degree-3 rule :func:`cross_rule` on its complement is as accurate as the family's
+rule is on ``U`` alone, whatever the span's dimension ``r``.
 """
 
 from __future__ import annotations
@@ -260,6 +267,129 @@ def node_count(rule: str, r: int, level: int, radius: float = TRAPEZOID_RADIUS) 
     if rule in ("rqmc", "monte-carlo"):
         return N_REPLICATES * 2 ** (level + 10)
     raise ValueError(f"rule must be one of {RULES} or 'auto'; got {rule!r}.")
+
+
+def reduced_rules(q: int) -> tuple[str, ...]:
+    """The rules tried, in order, on a reduced space of dimension ``q``.
+
+    Parameters
+    ----------
+    q : int
+        Largest dimension of the spans of mean differences (model and truth).
+
+    Returns
+    -------
+    tuple of str
+        ``("trapezoid",)`` for ``q <= 3``; ``("sparse-grid", "rqmc")`` above.
+    """
+    return auto_rules(max(q, 1))
+
+
+def cross_rule(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``2 m`` points ``+- sqrt(m) e_i`` with equal weights: exact to degree 3 under N(0, I_m).
+
+    Parameters
+    ----------
+    m : int
+        Dimension (>= 0); ``m = 0`` gives the single empty point.
+
+    Returns
+    -------
+    nodes : numpy.ndarray of shape (max(2 m, 1), m)
+    weights : numpy.ndarray of shape (max(2 m, 1),)
+    """
+    if m == 0:
+        return np.zeros((1, 0)), np.ones(1)
+    eye = np.sqrt(m) * np.eye(m)
+    return np.vstack([eye, -eye]), np.full(2 * m, 1.0 / (2 * m))
+
+
+def subspace(points: np.ndarray, rtol: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
+    """Orthonormal bases of the span of ``points - points[0]`` and of its complement.
+
+    Parameters
+    ----------
+    points : numpy.ndarray of shape (k, r)
+    rtol : float, default 1e-12
+        Singular values below ``rtol * max(1, largest)`` count as zero.
+
+    Returns
+    -------
+    inside : numpy.ndarray of shape (r, q)
+    outside : numpy.ndarray of shape (r, r - q)
+    """
+    points = np.asarray(points, dtype=float)
+    r = points.shape[1]
+    diffs = points - points[0]
+    _, s, vt = np.linalg.svd(diffs, full_matrices=True) if diffs.size else (None, [], np.eye(r))
+    scale = max(1.0, float(s[0]) if len(s) else 0.0)
+    q = int(np.sum(np.asarray(s) > rtol * scale))
+    return vt[:q].T, vt[q:].T
+
+
+def embed(inner: NodeSet, inside: np.ndarray, outside: np.ndarray) -> NodeSet:
+    """Nodes of N(0, I_r): ``inner`` on ``inside``'s span times :func:`cross_rule` off it.
+
+    Parameters
+    ----------
+    inner : NodeSet
+        Nodes of N(0, I_q), or the single empty point when ``q = 0``.
+    inside : numpy.ndarray of shape (r, q)
+    outside : numpy.ndarray of shape (r, r - q)
+
+    Returns
+    -------
+    NodeSet
+        ``m_inner * max(2 (r - q), 1)`` nodes per replicate in ``r`` coordinates.
+    """
+    zc, wc = cross_rule(outside.shape[1])
+    reps = []
+    for z, w in inner.replicates:
+        pts = (z @ inside.T)[:, None, :] + (zc @ outside.T)[None, :, :]
+        reps.append((pts.reshape(-1, inside.shape[0]), (w[:, None] * wc[None, :]).reshape(-1)))
+    return NodeSet(tuple(reps))
+
+
+def reduced_node_set(
+    rule: str, q: int, level: int, seed: int = 0, radius: float = TRAPEZOID_RADIUS
+) -> NodeSet:
+    """Like :func:`node_set`, with the single empty point for ``q = 0``.
+
+    Parameters
+    ----------
+    rule : str
+    q : int
+        Dimension (>= 0).
+    level : int
+    seed : int, default 0
+    radius : float, default TRAPEZOID_RADIUS
+
+    Returns
+    -------
+    NodeSet
+    """
+    if q == 0:
+        return NodeSet(((np.zeros((1, 0)), np.ones(1)),))
+    return node_set(rule, q, level, seed, radius)
+
+
+def reduced_node_count(rule: str, q: int, r: int, level: int, radius: float) -> int:
+    """Nodes of :func:`embed` of ``rule`` on ``q`` of ``r`` dimensions, without building them.
+
+    Parameters
+    ----------
+    rule : str
+    q : int
+    r : int
+    level : int
+    radius : float
+
+    Returns
+    -------
+    int
+    """
+    inner = 1 if q == 0 else node_count(rule, q, level, radius)
+    return inner * max(2 * (r - q), 1)
 
 
 def auto_rules(r: int) -> tuple[str, ...]:

@@ -68,7 +68,8 @@ class QuadratureReport:
     level : int
         Refinement level of the returned result.
     nodes : int
-        Nodes per true component at that level (over all replicates).
+        Nodes per true component at that level (over all replicates; for reduced rules,
+        the model side plus the truth side).
     errors : dict of str to float
         Estimated largest absolute error of each returned quantity: the change from the
         previous level for deterministic rules, three replicate standard errors for
@@ -88,6 +89,11 @@ class QuadratureReport:
         max(max|value|, atol / rtol)``: a warning's figure is one of these, and names it.
     worst : str or None
         The quantity with the largest relative error estimate.
+    reduced : tuple of (int, int) or None
+        For ``rule="auto"``: the dimensions ``(q, q*)`` of the spans of the model's and
+        the truth's mean differences, on which ``rule`` ran (times an exact degree-3 rule
+        on the other ``r - q`` directions); ``KL`` is ``E[log p*] - E[log p]`` from the
+        two. None when a rule was asked for by name (it ran on all ``r`` coordinates).
     """
 
     rule: str
@@ -101,6 +107,7 @@ class QuadratureReport:
     tried: list = field(default_factory=list)
     relative_errors: dict = field(default_factory=dict)
     worst: str | None = None
+    reduced: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -545,23 +552,52 @@ class PopulationSource(Source):
         self._check_model(model)
         return span_frame(model, self.truth)
 
-    def _stats_nodes(self, z, wz, model_r, truth_r, hessian) -> Stats:
-        """Sum statistics over ``truth``: nodes ``z`` of N(0, I_r) around each true center."""
+    @staticmethod
+    def _points(z, wz, truth_r) -> tuple[np.ndarray, np.ndarray]:
+        """Nodes ``z`` (m, r) of N(0, I_r) placed around every true center: (m k*, r) points."""
         s = float(truth_r.sigma)
         centers = np.asarray(truth_r.means)
         pis = np.asarray(truth_r.weights)
         keep = pis > 0
         pts = (centers[keep][:, None, :] + s * z[None, :, :]).reshape(-1, z.shape[1])
         wts = (pis[keep][:, None] * wz[None, :]).reshape(-1)
+        return pts, wts
+
+    def _stats_nodes(self, z, wz, model_r, truth_r, hessian) -> Stats:
+        """Sum statistics over ``truth``: nodes ``z`` of N(0, I_r) around each true center."""
+        pts, wts = self._points(z, wz, truth_r)
         return _sum_points(pts, wts, model_r, truth_r, hessian)
 
-    def _evaluate(self, nodes: quadrature.NodeSet, model_r, truth_r, frame, hessian):
+    def _stats_split(self, z, wz, zt, wzt, model_r, truth_r, hessian) -> Stats:
+        """Statistics with the model's terms on nodes ``z`` and ``E[log p*]`` on nodes ``zt``.
+
+        ``KL = E[log p*] - E[log p]``: the two expectations are integrated separately,
+        each on nodes adapted to its own mixture (:func:`gmmscape.core.quadrature.embed`).
+        """
+        st = _sum_points(*self._points(z, wz, truth_r), model_r, None, hessian)
+        tr = _sum_points(*self._points(zt, wzt, truth_r), truth_r, None, False)
+        zero = jnp.zeros((), dtype=st.ll.dtype)
+        return st._replace(lr=tr.ll * (st.w / tr.w) - st.ll, lr_w2=zero, lr_sq=zero)
+
+    def _evaluate(self, nodes, model_r, truth_r, frame, hessian):
+        """Results and, for randomized rules, replicate spreads.
+
+        ``nodes`` is a :class:`~gmmscape.core.quadrature.NodeSet`, or a pair of them
+        (model side, truth side) for the reduced rules.
+        """
         reps = []
         pooled = None
-        for z, wz in nodes.replicates:
-            st = self._stats_nodes(z, wz, model_r, truth_r, hessian)
+        split = isinstance(nodes, tuple)
+        main = nodes[0] if split else nodes
+        for i, (z, wz) in enumerate(main.replicates):
+            if split:
+                other = nodes[1].replicates
+                zt, wzt = other[i % len(other)]
+                st = self._stats_split(z, wz, zt, wzt, model_r, truth_r, hessian)
+            else:
+                st = self._stats_nodes(z, wz, model_r, truth_r, hessian)
             pooled = add_stats(pooled, st)
-            if nodes.randomized:
+            if main.randomized:
                 reps.append(_to_numpy(_finalize(st, model_r, frame, truth_r.sigma, hessian)))
         out = _to_numpy(_finalize(pooled, model_r, frame, truth_r.sigma, hessian))
         spread = None
@@ -573,6 +609,34 @@ class PopulationSource(Source):
                 for key in out
             }
         return out, spread
+
+    def _bases(self, model_r, truth_r):
+        """Bases of the spans of the model's and the truth's mean differences (frame coords)."""
+        m = np.asarray(model_r.means)[np.asarray(model_r.weights) > 0]
+        t = np.asarray(truth_r.means)[np.asarray(truth_r.weights) > 0]
+        return quadrature.subspace(m) + quadrature.subspace(t)
+
+    def _level_nodes(self, rule, r, level, radius, bases):
+        """The node set(s) of one level: full ``r``-dimensional, or reduced (a pair)."""
+        if bases is None:
+            return quadrature.node_set(rule, r, level, self.seed, radius)
+        m_in, m_out, t_in, t_out = bases
+        return tuple(
+            quadrature.embed(
+                quadrature.reduced_node_set(rule, inside.shape[1], level, self.seed, radius),
+                inside,
+                outside,
+            )
+            for inside, outside in ((m_in, m_out), (t_in, t_out))
+        )
+
+    def _level_count(self, rule, r, level, radius, bases) -> int:
+        if bases is None:
+            return quadrature.node_count(rule, r, level, radius)
+        # the budget bounds each of the two integrals (model side, truth side)
+        return max(
+            quadrature.reduced_node_count(rule, bases[i].shape[1], r, level, radius) for i in (0, 2)
+        )
 
     def _accuracy(self, out: dict, errors: dict) -> tuple[bool, float]:
         """Whether every error meets the tolerance, and the largest relative error."""
@@ -595,15 +659,22 @@ class PopulationSource(Source):
         model_r = to_frame(frame, model)
         truth_r = to_frame(frame, self.truth)
         r = frame.r
-        rules = quadrature.auto_rules(r) if self.rule == "auto" else (self.rule,)
+        if self.rule == "auto":
+            bases = self._bases(model_r, truth_r)
+            reduced = (bases[0].shape[1], bases[2].shape[1])
+            rules = quadrature.reduced_rules(max(reduced))
+        else:
+            bases, reduced = None, None
+            rules = (self.rule,)
         tried: list[dict] = []
         best = None  # (worst, rule, level, nodes, out, errors, converged)
         for rule in rules:
             prev = latest = None
             level = 0
             radius = quadrature.TRAPEZOID_RADIUS
-            while quadrature.node_count(rule, r, level, radius) <= self.max_nodes:
-                nodes = quadrature.node_set(rule, r, level, self.seed, radius)
+            while self._level_count(rule, r, level, radius, bases) <= self.max_nodes:
+                nodes = self._level_nodes(rule, r, level, radius, bases)
+                size = sum(n.size for n in nodes) if bases is not None else nodes.size
                 out, spread = self._evaluate(nodes, model_r, truth_r, frame, hessian)
                 if rule == "trapezoid":
                     mass = out["em_weights"][out["em_weights"] > updates.EMPTY_MASS]
@@ -623,14 +694,14 @@ class PopulationSource(Source):
                         {
                             "rule": rule,
                             "level": level,
-                            "nodes": nodes.size,
+                            "nodes": size,
                             "radius": radius if rule == "trapezoid" else None,
                             "rel_error": worst,
                         }
                     )
                     # a rule's candidate is its finest level: two coarse levels can agree
                     # by chance, so a smaller estimate at a coarser level is not trusted
-                    latest = (worst, rule, level, nodes.size, out, errors, ok)
+                    latest = (worst, rule, level, size, out, errors, ok)
                     if ok:
                         break
                 prev = out
@@ -659,6 +730,7 @@ class PopulationSource(Source):
             tried=tried,
             relative_errors=relative,
             worst=worst_key,
+            reduced=reduced,
         )
         if not ok:
             listed = ", ".join(f"{key} {rel:.2g}" for key, rel in relative.items())
@@ -755,7 +827,8 @@ def population(
     rtol, atol : float
         Relative and absolute tolerances (defaults 1e-10 and 1e-12).
     max_nodes : int, default 2**22
-        Largest number of nodes per true component.
+        Largest number of nodes per true component (for ``rule="auto"``, of each of the
+        two reduced integrals, see :class:`QuadratureReport`).
     seed : int, default 0
         Seed of the randomized rules (``rqmc``, ``monte-carlo``).
 
