@@ -34,6 +34,9 @@ from gmmscape.estimator._refine import refine_fit
 
 #: Elements of one chunk's largest intermediate (rows x k x d) when chunk_size is None.
 CHUNK_BUDGET = 2**21
+#: Fewest rows a chunk is padded to: every input of up to this many rows (a small data
+#: set, a cross-validation fold, a batch to predict) runs the same compiled programs.
+MIN_ROWS = 256
 #: Parameters that ``freeze`` accepts.
 FREEZABLE = ("weights", "means", "covariances")
 #: Rows of a Dask array pulled into memory to initialize (k-means) a fit.
@@ -55,7 +58,8 @@ def _next_pow2(n: int) -> int:
 def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | None = None):
     """Rows per chunk and number of chunks for ``n`` points.
 
-    Small inputs are padded to a power of two (few distinct compiled shapes); large ones
+    Small inputs are padded to a power of two of at least :data:`MIN_ROWS` rows (few
+    distinct compiled shapes); large ones
     are cut into chunks whose ``(rows, k, d)`` intermediates hold about
     :data:`CHUNK_BUDGET` elements per start.
 
@@ -78,7 +82,7 @@ def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | Non
     else:
         rows = int(chunk_size)
     if n <= rows:
-        rows = max(16, _next_pow2(n)) if chunk_size is None else rows
+        rows = max(MIN_ROWS, _next_pow2(n)) if chunk_size is None else rows
         return rows, 1
     return rows, math.ceil(n / rows)
 
