@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from gmmscape.core import families
+
 if TYPE_CHECKING:  # annotations only: core.mixture imports this module
     from gmmscape.core.mixture import Mixture
 
@@ -83,11 +85,8 @@ def log_components(x: jax.Array, model: Mixture) -> jax.Array:
     -------
     array of shape (m, k)
     """
-    d = x.shape[-1]
-    s2 = model.sigma**2
-    diff = x[:, None, :] - model.means[None, :, :]
-    sq = jnp.sum(diff * diff, axis=-1)
-    return model.log_weights[None, :] - 0.5 * sq / s2 - 0.5 * d * jnp.log(2 * jnp.pi * s2)
+    iso = families.get("isotropic")
+    return model.log_weights[None, :] + iso.log_gauss(x, model.means, 1.0 / model.sigma)
 
 
 def log_density(x: jax.Array, model: Mixture) -> jax.Array:
@@ -105,6 +104,32 @@ def log_density(x: jax.Array, model: Mixture) -> jax.Array:
     return jax.nn.logsumexp(log_components(x, model), axis=1)
 
 
+def normalize_log(lw: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Log-sum-exp and responsibilities of per-component log-densities, for any family.
+
+    The one place responsibilities are computed (DESIGN.md section 1): one ``exp`` per
+    entry, shifted by the row maximum, so a component far from a point gets exactly 0
+    and a row whose every entry is ``-inf`` gives ``-inf`` and zeros, never NaN.
+
+    Parameters
+    ----------
+    lw : array of shape (m, k)
+        ``log pi_k + log p_k(x)`` for every point and component.
+
+    Returns
+    -------
+    l : array of shape (m,)
+        ``log sum_k exp(lw)``.
+    resp : array of shape (m, k)
+        ``exp(lw - l)``; rows sum to one.
+    """
+    top = jnp.max(lw, axis=1, keepdims=True)
+    top = jnp.where(jnp.isfinite(top), top, 0.0)
+    e = jnp.exp(lw - top)
+    tot = jnp.sum(e, axis=1, keepdims=True)
+    return (top + jnp.log(tot))[:, 0], e / jnp.where(tot > 0, tot, 1.0)
+
+
 def responsibilities(x: jax.Array, model: Mixture) -> jax.Array:
     """Posterior component probabilities ``psi_i(x)``, computed in the log domain.
 
@@ -118,8 +143,7 @@ def responsibilities(x: jax.Array, model: Mixture) -> jax.Array:
     array of shape (m, k)
         Rows sum to one; a component far from a point gets exactly 0.
     """
-    lc = log_components(x, model)
-    return jnp.exp(lc - jax.nn.logsumexp(lc, axis=1, keepdims=True))
+    return normalize_log(log_components(x, model))[1]
 
 
 @partial(jax.jit, static_argnames=("hessian",))
@@ -149,9 +173,7 @@ def batch_stats(
     -------
     Stats
     """
-    lc = log_components(x, model)
-    l = jax.nn.logsumexp(lc, axis=1)
-    psi = jnp.exp(lc - l[:, None])
+    l, psi = normalize_log(log_components(x, model))
     w2 = w * w
     diff = x[:, None, :] - model.means[None, :, :]
     pdiff = psi[:, :, None] * diff

@@ -28,6 +28,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from gmmscape.core import families
 from gmmscape.estimator import _kernels as K
 from gmmscape.estimator._kernels import COVARIANCE_TYPES, Masks, Params
 from gmmscape.estimator._refine import refine_fit
@@ -416,27 +417,6 @@ def _take(tree, i):
     return jax.tree_util.tree_map(lambda a: np.asarray(a)[i], tree)
 
 
-def _cov_from_precisions(prec, cov_type):
-    if cov_type in ("full", "tied"):
-        return np.linalg.inv(prec)
-    return 1.0 / prec
-
-
-def _upper_factor(prec):
-    """The upper-triangular ``U`` with ``U U^T = prec`` (the factor scikit-learn stores,
-    ``inv(chol(cov))^T``): the lower Cholesky factor of the flipped matrix, flipped back."""
-    return np.linalg.cholesky(prec[::-1, ::-1])[::-1, ::-1]
-
-
-def _prec_chol_from_precisions(prec, cov_type):
-    # scikit-learn's convention (_compute_precision_cholesky_from_precisions)
-    if cov_type == "full":
-        return np.stack([_upper_factor(p) for p in prec])
-    if cov_type == "tied":
-        return _upper_factor(prec)
-    return np.sqrt(prec)
-
-
 class GaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by EM on JAX, compatible with scikit-learn.
 
@@ -662,14 +642,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             out["means"] = m.astype(dtype)
         if self.precisions_init is not None:
             ct = self.covariance_type
-            shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[ct]
+            fam = families.get(ct)
+            shape = fam.cov_shape(k, d)
             p = np.asarray(self.precisions_init, dtype=np.float64)
             if p.shape != shape:
                 raise shape_error(f"{ct} precision", "precisions_init", shape, p.shape)
             if not np.all(np.isfinite(p)):
                 raise ValueError("precisions_init holds NaN or inf.")
-            if ct in ("full", "tied"):
-                mats = p if ct == "full" else p[None]
+            if fam.matrix:
+                mats = p[None] if fam.shared else p
                 for i, mat in enumerate(mats):
                     if not np.allclose(mat, mat.T) or np.linalg.eigvalsh(mat).min() <= 0:
                         raise ValueError(
@@ -1030,9 +1011,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if "means" in inits:
             means = np.asarray(inits["means"] - fd.offset, dt)
         if "precisions" in inits:
-            prec = inits["precisions"]
-            cov = np.asarray(_cov_from_precisions(prec, ct), dt)
-            pc = np.asarray(_prec_chol_from_precisions(prec, ct), dt)
+            # scikit-learn's convention (_compute_precision_cholesky_from_precisions)
+            cov, pc = families.get(ct).from_precisions(inits["precisions"])
         return Params(weights.astype(dt), means.astype(dt), cov.astype(dt), pc.astype(dt))
 
     # scikit-learn's private initialization protocol (``BaseMixture._initialize`` and
@@ -1099,13 +1079,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self._set_precisions()
 
     def _set_precisions(self):
-        pc = self.precisions_cholesky_
-        if self.covariance_type == "full":
-            self.precisions_ = np.einsum("kij,klj->kil", pc, pc)
-        elif self.covariance_type == "tied":
-            self.precisions_ = pc @ pc.T
-        else:
-            self.precisions_ = pc**2
+        self.precisions_ = families.get(self.covariance_type).precisions(self.precisions_cholesky_)
 
     def _verbose_run(self, i, trace, converged):
         """The end-of-run line of start ``i`` (its iterations were printed live)."""
@@ -1136,21 +1110,33 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         return np.asarray(self.weights_, np.float64) @ np.asarray(self.means_, np.float64)
 
-    def _estimate_weighted_log_prob(self, X) -> np.ndarray:
+    def _kernel_input(self, X):
+        """``X`` chunked about the mixture's mean and the padded fitted parameters."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         dt = self._compute_dtype_
         X = np.asarray(X, dtype=dt)
         n, d = X.shape
-        k, ct = self.n_components, self.covariance_type
-        k_pad = K.component_bucket(k, n, d)
+        k_pad = K.component_bucket(self.n_components, n, d)
         rows, n_chunks = chunk_layout(n, k_pad, d, 1, self.chunk_size)
         center = self._center()
         xc, _ = device_chunks(X, np.zeros(n, dt), rows, n_chunks, center.astype(dt))
         params = _stack([self._fitted_params(dt, center)])
-        params = _take(K.pad_components(params, None, k_pad, ct)[0], 0)
-        out = K.chunked_log_prob(xc, params, cov_type=ct)
-        return np.asarray(out).reshape(rows * n_chunks, -1)[:n, :k]
+        params = _take(K.pad_components(params, None, k_pad, self.covariance_type)[0], 0)
+        return xc, params, n
+
+    def _posterior(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Log-density (n,) and responsibilities (n, k) of in-memory ``X``."""
+        xc, params, n = self._kernel_input(X)
+        l, resp = K.chunked_posterior(xc, params, cov_type=self.covariance_type)
+        k = self.n_components
+        return np.asarray(l).reshape(-1)[:n], np.asarray(resp).reshape(-1, resp.shape[-1])[:n, :k]
+
+    def _estimate_weighted_log_prob(self, X) -> np.ndarray:
+        """``log pi_k + log N(x; mu_k, Sigma_k)``, shape (n, k) (scikit-learn's private API)."""
+        xc, params, n = self._kernel_input(X)
+        out = K.chunked_log_prob(xc, params, cov_type=self.covariance_type)
+        return np.asarray(out).reshape(-1, out.shape[-1])[:n, : self.n_components]
 
     def _map_blocks(self, X, fn, per_component: bool, dtype):
         """``fn`` applied to each row block of a Dask array (a lazy Dask array)."""
@@ -1175,9 +1161,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         if _is_dask(X):
             return self._map_blocks(X, self.score_samples, False, self._compute_dtype_)
-        lw = self._estimate_weighted_log_prob(X)
-        mx = lw.max(axis=1, keepdims=True)
-        return (mx + np.log(np.sum(np.exp(lw - mx), axis=1, keepdims=True)))[:, 0]
+        return self._posterior(X)[0]
 
     def score(self, X, y=None, sample_weight=None):
         """Mean (optionally weighted) log-likelihood of ``X``.
@@ -1223,7 +1207,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         if _is_dask(X):
             return self._map_blocks(X, self.predict, False, np.int64)
-        return np.argmax(self._estimate_weighted_log_prob(X), axis=1)
+        return np.argmax(self._posterior(X)[1], axis=1)
 
     def predict_proba(self, X):
         """Posterior probability of each component for each sample.
@@ -1239,10 +1223,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         if _is_dask(X):
             return self._map_blocks(X, self.predict_proba, True, self._compute_dtype_)
-        lw = self._estimate_weighted_log_prob(X)
-        mx = lw.max(axis=1, keepdims=True)
-        e = np.exp(lw - mx)
-        return e / e.sum(axis=1, keepdims=True)
+        return self._posterior(X)[1]
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture (as scikit-learn, seeded by random_state).
@@ -1266,22 +1247,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         _, d = self.means_.shape
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, np.asarray(self.weights_, np.float64))
-        ct = self.covariance_type
-        if ct == "full":
-            parts = [
-                rng.multivariate_normal(m, c, int(s))
-                for m, c, s in zip(self.means_, self.covariances_, counts, strict=True)
-            ]
-        elif ct == "tied":
-            parts = [
-                rng.multivariate_normal(m, self.covariances_, int(s))
-                for m, s in zip(self.means_, counts, strict=True)
-            ]
-        else:
-            parts = [
-                m + rng.standard_normal(size=(s, d)) * np.sqrt(c)
-                for m, c, s in zip(self.means_, self.covariances_, counts, strict=True)
-            ]
+        fam = families.get(self.covariance_type)
+        parts = [
+            m + fam.sample_noise(rng, fam.component(self.covariances_, i), int(s), d)
+            for i, (m, s) in enumerate(zip(self.means_, counts, strict=True))
+        ]
         y = np.concatenate([np.full(int(s), i, dtype=np.int64) for i, s in enumerate(counts)])
         return np.vstack(parts), y
 
@@ -1292,12 +1262,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Number of free parameters (frozen ones are not counted)."""
         k, d = self.means_.shape
         freeze = tuple(self.freeze)
-        cov = {
-            "full": k * d * (d + 1) // 2,
-            "tied": d * (d + 1) // 2,
-            "diag": k * d,
-            "spherical": k,
-        }[self.covariance_type]
+        cov = families.get(self.covariance_type).n_cov_params(k, d)
         n = 0
         n += 0 if "covariances" in freeze else cov
         n += 0 if "means" in freeze else k * d

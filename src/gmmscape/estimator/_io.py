@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from gmmscape._files import write_json
+from gmmscape.core import families
 
 FORMAT = "gmmscape.GaussianMixture"
 FORMAT_VERSION = 1
@@ -298,7 +299,7 @@ _FITTED_SCALARS = {
 
 
 def _cov_shapes(ct: str, k: int, d: int) -> tuple:
-    return {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[ct]
+    return families.get(ct).cov_shape(k, d)
 
 
 def _check_array(path, name, value, shape, dtype) -> np.ndarray:
@@ -380,12 +381,13 @@ def _check_model(path: Path, data) -> tuple[dict, dict, dict]:
             f"{float(np.sum(w, dtype=np.float64)):.8g}, min {float(w.min()):.3g}."
         )
     cov, pc = arrays["covariances_"], arrays["precisions_cholesky_"]
-    if ct in ("diag", "spherical"):
+    fam = families.get(ct)
+    if not fam.matrix:
         for name, a in (("covariances_", cov), ("precisions_cholesky_", pc)):
             if (a <= 0).any():
                 raise ValueError(f"{path}: fitted.{name} must be positive.")
     else:
-        mats = (cov, pc) if ct == "full" else (cov[None], pc[None])
+        mats = (cov[None], pc[None]) if fam.shared else (cov, pc)
         for i, (c, p) in enumerate(zip(*mats, strict=True)):
             c64, p64 = c.astype(np.float64), p.astype(np.float64)
             if not np.allclose(c64, c64.T, rtol=1e-6, atol=0) or np.linalg.eigvalsh(c64)[0] <= 0:

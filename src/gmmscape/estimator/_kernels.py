@@ -37,18 +37,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmmscape.core import updates
+from gmmscape.core import families, updates
+from gmmscape.core.families import collapse_floor, floor_rel  # noqa: F401 (K.* API)
 from gmmscape.core.mixture import Mixture
-from gmmscape.core.stats import Stats
+from gmmscape.core.stats import Stats, normalize_log
 
+#: The covariance types of :class:`~gmmscape.estimator.GaussianMixture` (families of
+#: :mod:`gmmscape.core.families` with a free covariance).
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-_LOG_2PI = float(np.log(2.0 * np.pi))
-#: A collapsed covariance gets this fraction of each column's variance on its diagonal
-#: (float64; float32 uses 10 sqrt(eps), about 3e-3, above its rounding noise).
-COLLAPSE_FLOOR = 1e-6
-#: A variance below this many machine epsilons times its column's variance counts as
-#: collapsed (rounding noise, not a fitted spread).
-COLLAPSE_NOISE = 100.0
 
 
 class Params(NamedTuple):
@@ -108,49 +104,8 @@ class SuffStats(NamedTuple):
 
 
 # --------------------------------------------------------------------------------------
-# log-densities, one function per covariance type
+# every covariance-specific piece comes from the family registry (gmmscape.core.families)
 # --------------------------------------------------------------------------------------
-def _maha_full(x, means, pc):
-    k, d = means.shape
-    # one matmul of the points with every precision factor: (m, d) @ (d, k*d)
-    pf = jnp.transpose(pc, (1, 0, 2)).reshape(d, k * d)
-    y = (x @ pf).reshape(x.shape[0], k, d) - jnp.einsum("ka,kab->kb", means, pc)[None]
-    return jnp.sum(y * y, axis=-1), jnp.sum(jnp.log(jnp.diagonal(pc, axis1=1, axis2=2)), 1)
-
-
-def _maha_tied(x, means, pc):
-    y = x @ pc
-    mp = means @ pc
-    diff = y[:, None, :] - mp[None, :, :]
-    logdet = jnp.sum(jnp.log(jnp.diagonal(pc)))
-    return jnp.sum(diff * diff, axis=-1), jnp.full((means.shape[0],), logdet)
-
-
-def _maha_diag(x, means, pc):
-    prec = pc * pc
-    maha = jnp.sum(means**2 * prec, 1)[None] - 2.0 * x @ (means * prec).T + (x * x) @ prec.T
-    return maha, jnp.sum(jnp.log(pc), axis=1)
-
-
-def _maha_spherical(x, means, pc):
-    prec = pc * pc
-    d = means.shape[1]
-    maha = (
-        jnp.sum(means**2, 1)[None] * prec[None]
-        - 2.0 * (x @ means.T) * prec[None]
-        + jnp.sum(x * x, axis=1)[:, None] * prec[None]
-    )
-    return maha, d * jnp.log(pc)
-
-
-_MAHA = {
-    "full": _maha_full,
-    "tied": _maha_tied,
-    "diag": _maha_diag,
-    "spherical": _maha_spherical,
-}
-
-
 def log_gauss(x: jax.Array, params: Params, cov_type: str) -> jax.Array:
     """``log N(x; mu_k, Sigma_k)`` for every point and component.
 
@@ -158,15 +113,14 @@ def log_gauss(x: jax.Array, params: Params, cov_type: str) -> jax.Array:
     ----------
     x : array of shape (m, d)
     params : Params
-    cov_type : {"full", "tied", "diag", "spherical"}
+    cov_type : str
+        A family of :data:`gmmscape.core.families.FAMILIES`.
 
     Returns
     -------
     array of shape (m, k)
     """
-    d = x.shape[1]
-    maha, logdet = _MAHA[cov_type](x, params.means, params.precisions_cholesky)
-    return -0.5 * (d * _LOG_2PI + maha) + logdet[None, :]
+    return families.get(cov_type).log_gauss(x, params.means, params.precisions_cholesky)
 
 
 def weighted_log_prob(x: jax.Array, params: Params, cov_type: str) -> jax.Array:
@@ -174,11 +128,8 @@ def weighted_log_prob(x: jax.Array, params: Params, cov_type: str) -> jax.Array:
     return log_gauss(x, params, cov_type) + jnp.log(params.weights)[None, :]
 
 
-# --------------------------------------------------------------------------------------
-# the one sufficient-statistics function
-# --------------------------------------------------------------------------------------
 def moments(x: jax.Array, wr: jax.Array, cov_type: str):
-    """Moments of weighted responsibilities ``wr = w r``.
+    """Moments of weighted responsibilities ``wr = w r`` (the family's ``moments``).
 
     Parameters
     ----------
@@ -193,17 +144,7 @@ def moments(x: jax.Array, wr: jax.Array, cov_type: str):
     s1 : array of shape (k, d)
     s2 : array (see :class:`SuffStats`)
     """
-    m, d = x.shape
-    k = wr.shape[1]
-    nk = jnp.sum(wr, axis=0)
-    s1 = wr.T @ x
-    if cov_type == "full":
-        s2 = ((wr[:, :, None] * x[:, None, :]).reshape(m, k * d).T @ x).reshape(k, d, d)
-    elif cov_type == "tied":
-        s2 = (x * jnp.sum(wr, axis=1)[:, None]).T @ x
-    else:
-        s2 = wr.T @ (x * x)
-    return nk, s1, s2
+    return families.get(cov_type).moments(x, wr)
 
 
 def _chunk_sum(fn, *chunked, lo=0, hi=None):
@@ -271,14 +212,8 @@ def chunk_stats(x: jax.Array, w: jax.Array, params: Params, cov_type: str) -> Su
     -------
     SuffStats
     """
-    lw = weighted_log_prob(x, params, cov_type)
-    # log-sum-exp and responsibilities from one exp per entry (the E-step's largest cost)
-    top = jnp.max(lw, axis=1, keepdims=True)
-    top = jnp.where(jnp.isfinite(top), top, 0.0)
-    e = jnp.exp(lw - top)
-    tot = jnp.sum(e, axis=1, keepdims=True)
-    l = (top + jnp.log(tot))[:, 0]
-    nk, s1, s2 = moments(x, w[:, None] * (e / tot), cov_type)
+    l, resp = normalize_log(weighted_log_prob(x, params, cov_type))
+    nk, s1, s2 = moments(x, w[:, None] * resp, cov_type)
     # padding rows have w = 0; where() keeps a -inf log-density there out of the sum
     ll = jnp.sum(jnp.where(w > 0, w * l, 0.0))
     return SuffStats(ll=ll, w=jnp.sum(w), nk=nk, s1=s1, s2=s2)
@@ -308,168 +243,24 @@ def scan_stats(
 
 
 # --------------------------------------------------------------------------------------
-# M-step: covariance update, one function per type
+# M-step
 # --------------------------------------------------------------------------------------
-def _cov_full(st: SuffStats, means, nk_safe):
-    xbar = st.s1 / nk_safe[:, None]
-    c = (
-        st.s2 / nk_safe[:, None, None]
-        - means[:, :, None] * xbar[:, None, :]
-        - xbar[:, :, None] * means[:, None, :]
-        + means[:, :, None] * means[:, None, :]
-    )
-    return 0.5 * (c + jnp.swapaxes(c, 1, 2))
-
-
-def _cov_tied(st: SuffStats, means, nk_safe):
-    cross = st.s1.T @ means
-    c = (st.s2 - cross - cross.T + (means * st.nk[:, None]).T @ means) / st.w
-    return 0.5 * (c + c.T)
-
-
-def _cov_diag(st: SuffStats, means, nk_safe):
-    xbar = st.s1 / nk_safe[:, None]
-    return st.s2 / nk_safe[:, None] - 2.0 * means * xbar + means * means
-
-
-def _cov_spherical(st: SuffStats, means, nk_safe):
-    return jnp.mean(_cov_diag(st, means, nk_safe), axis=1)
-
-
-_COV = {
-    "full": _cov_full,
-    "tied": _cov_tied,
-    "diag": _cov_diag,
-    "spherical": _cov_spherical,
-}
-
-
-def _eye_like(c):
-    return jnp.eye(c.shape[-1], dtype=c.dtype)
-
-
-def collapse_threshold(floor: jax.Array) -> jax.Array:
-    """The variance (per feature) below which a covariance counts as collapsed.
-
-    ``COLLAPSE_NOISE * eps / floor_rel(dtype)`` times ``floor``: about ``100 eps`` times
-    each column's variance (the rounding noise of a variance computed from that column),
-    far below any ``reg_covar`` a user sets, so that a covariance that scikit-learn
-    factorizes without error is used unchanged.
-
-    Parameters
-    ----------
-    floor : array of shape (d,) or ()
-        :func:`collapse_floor` of the data.
-
-    Returns
-    -------
-    array of the shape of ``floor``
-    """
-    eps = float(jnp.finfo(floor.dtype).eps)
-    return floor * (COLLAPSE_NOISE * eps / floor_rel(floor.dtype))
-
-
-def floor_rel(dtype) -> float:
-    """The collapse floor as a fraction of a column's variance (see :func:`collapse_floor`)."""
-    return max(COLLAPSE_FLOOR, 10.0 * float(np.sqrt(np.finfo(dtype).eps)))
-
-
-def collapse_floor(var: np.ndarray, dtype, cov_type: str) -> np.ndarray:
-    """Variance added to a collapsed covariance: per feature, relative to that column.
-
-    ``floor_rel(dtype) * var_j`` for each feature ``j`` (1e-6 of the column's variance in
-    float64; ``10 sqrt(eps)``, about 3e-3, in float32, above its rounding noise); a
-    constant column takes the mean variance of the others (1 if every column is
-    constant). ``spherical`` covariances are one variance per component: their floor is
-    the mean over features.
-
-    Parameters
-    ----------
-    var : array of shape (d,)
-        Per-feature (weighted) variance of the data.
-    dtype : numpy dtype
-    cov_type : str
-
-    Returns
-    -------
-    array of shape (d,), or of shape () for ``spherical``
-    """
-    var = np.asarray(var, np.float64)
-    pos = var[var > 0]
-    fill = float(pos.mean()) if pos.size else 1.0
-    v = np.where(var > 0, var, fill)
-    if cov_type == "spherical":
-        v = np.asarray(v.mean())
-    return (floor_rel(dtype) * v).astype(dtype)
-
-
-def precision_cholesky(
-    cov: jax.Array, cov_type: str, floor
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Cholesky factor of the precision, regularizing collapsed covariances only.
-
-    A covariance (``reg_covar`` already added) is collapsed when its Cholesky factor is
-    not finite (not positive definite) or a pivot squared (the variance of feature ``j``
-    given the features before it) is below :func:`collapse_threshold` of that feature,
-    i.e. at the rounding noise of its column: the component sits on a point or a
-    lower-dimensional set. Only then is ``floor`` (per feature) added to its diagonal; if
-    that still fails, it is replaced by its (floored) diagonal. Any covariance that
-    factorizes above the noise, e.g. every one that scikit-learn factorizes with its
-    default ``reg_covar``, is used unchanged.
+def precision_cholesky(cov: jax.Array, cov_type: str, floor):
+    """:func:`gmmscape.core.families.precision_factor` of a family's covariances.
 
     Parameters
     ----------
     cov : array
         Covariances of ``cov_type``'s shape.
     cov_type : str
-    floor : array of shape (d,), or () for spherical
-        Variance added, per feature, to a collapsed covariance (:func:`collapse_floor`).
+    floor : array of shape (d,), or () for scalar variances
 
     Returns
     -------
-    cov : array
-        The covariances actually used.
-    prec_chol : array
-        Same shape as ``cov``.
-    n_collapsed : array of shape ()
-        How many components were regularized.
+    cov, prec_chol, n_collapsed
+        See :func:`gmmscape.core.families.precision_factor`.
     """
-    floor = jnp.asarray(floor, cov.dtype)
-    small = collapse_threshold(floor)
-    if cov_type in ("diag", "spherical"):
-        bad = ~(cov > small)
-        fixed = jnp.where(
-            bad, jnp.maximum(jnp.where(jnp.isfinite(cov), cov, 0.0), 0.0) + floor, cov
-        )
-        return fixed, 1.0 / jnp.sqrt(fixed), jnp.sum(jnp.any(bad.reshape(bad.shape[0], -1), 1))
-    batched = cov if cov_type == "full" else cov[None]
-    eye = _eye_like(batched)
-
-    def chol_ok(c):
-        lo = jnp.linalg.cholesky(c)
-        piv = jnp.diagonal(lo, axis1=-2, axis2=-1)
-        ok = jnp.all(jnp.isfinite(lo), axis=(-2, -1)) & jnp.all(piv * piv > small, axis=-1)
-        return lo, ok
-
-    # One factorization call for both candidates: two independent batched LAPACK calls
-    # can run concurrently on XLA's CPU pool and deadlock it (each waits for sub-tasks
-    # the other's thread would run; seen on 2 cores with jaxlib 0.10).
-    c2 = batched + eye * floor
-    b = batched.shape[0]
-    lo_all, ok_all = chol_ok(jnp.concatenate([batched, c2]))
-    lo, lo2, ok, ok2 = lo_all[:b], lo_all[b:], ok_all[:b], ok_all[b:]
-    diag = jnp.diagonal(batched, axis1=-2, axis2=-1)
-    diag = jnp.maximum(jnp.where(jnp.isfinite(diag), diag, 0.0), 0.0) + floor
-    c3 = eye * diag[..., None, :]
-    lo3 = eye * jnp.sqrt(diag)[..., None, :]
-    use = jnp.where(ok[:, None, None], batched, jnp.where(ok2[:, None, None], c2, c3))
-    lo_use = jnp.where(ok[:, None, None], lo, jnp.where(ok2[:, None, None], lo2, lo3))
-    inv = jax.scipy.linalg.solve_triangular(lo_use, jnp.broadcast_to(eye, lo_use.shape), lower=True)
-    pc = jnp.swapaxes(inv, -1, -2)
-    n_bad = jnp.sum(~ok)
-    if cov_type == "tied":
-        return use[0], pc[0], n_bad
-    return use, pc, n_bad
+    return families.get(cov_type).factor(cov, floor)
 
 
 def m_step(
@@ -523,21 +314,15 @@ def m_step(
         new_m = updates.gradient_em_means(core, model, step_size)
     new_m = jnp.where(masks.means[:, None] > 0, new_m, params.means)
     # covariances
+    fam = families.get(cov_type)
     empty = st.nk <= 10.0 * jnp.finfo(dtype).eps * st.w
     nk_safe = jnp.where(empty, 1.0, st.nk)
-    cov = _COV[cov_type](st, new_m, nk_safe)
-    if cov_type == "tied":
-        cov = cov + reg_covar * _eye_like(cov)
+    cov = fam.add_to_variances(fam.scatter(st.nk, st.s1, st.s2, st.w, new_m, nk_safe), reg_covar)
+    if fam.shared:
         keep = ~(jnp.any(masks.covariances > 0))
-        cov = jnp.where(keep, params.covariances, cov)
     else:
-        if cov_type == "full":
-            cov = cov + reg_covar * _eye_like(cov)
-        else:
-            cov = cov + reg_covar
-        keep = empty | (masks.covariances <= 0)
-        shape = (-1,) + (1,) * (cov.ndim - 1)
-        cov = jnp.where(keep.reshape(shape), params.covariances, cov)
+        keep = (empty | (masks.covariances <= 0)).reshape((-1,) + (1,) * (cov.ndim - 1))
+    cov = jnp.where(keep, params.covariances, cov)
     cov, pc, n_bad = precision_cholesky(cov, cov_type, floor)
     return Params(new_w.astype(dtype), new_m, cov, pc), n_bad
 
@@ -612,9 +397,10 @@ def pad_components(params: Params, masks: Masks | None, k_pad: int, cov_type: st
         return np.concatenate([a, np.broadcast_to(np.asarray(fill, a.dtype), shape)], 1)
 
     cov, pc = params.covariances, params.precisions_cholesky
-    if cov_type != "tied":
-        fill = np.eye(params.means.shape[-1]) if cov_type == "full" else 1.0
-        cov, pc = cat(cov, fill), cat(pc, fill)
+    fam = families.get(cov_type)
+    if not fam.shared:
+        eye = fam.identity(params.means.shape[-1])
+        cov, pc = cat(cov, eye), cat(pc, eye)
     out = Params(cat(params.weights, 0.0), cat(params.means, 0.0), cov, pc)
     if masks is not None:
         masks = Masks(*(cat(m, 0.0) for m in masks))
@@ -637,11 +423,12 @@ def unpad_components(tree, k: int, cov_type: str):
         Of NumPy arrays.
     """
     tree = type(tree)(*(np.asarray(a) for a in tree))
+    shared = families.get(cov_type).shared
     if isinstance(tree, SuffStats):
-        s2 = tree.s2 if cov_type == "tied" else tree.s2[:, :k]
+        s2 = tree.s2 if shared else tree.s2[:, :k]
         return SuffStats(tree.ll, tree.w, tree.nk[:, :k], tree.s1[:, :k], s2)
     cov, pc = tree.covariances, tree.precisions_cholesky
-    if cov_type != "tied":
+    if not shared:
         cov, pc = cov[:, :k], pc[:, :k]
     return Params(tree.weights[:, :k], tree.means[:, :k], cov, pc)
 
@@ -675,16 +462,12 @@ def params_from_moments(wsum, nk, s1, s2, active, reg_covar, floor, *, cov_type:
     nk_on = jnp.where(on, nk, 0.0)
     weights = nk_on / jnp.sum(nk_on)
     means = jnp.where(on[:, None], s1 / nk[:, None], 0.0)
-    st = SuffStats(jnp.zeros((), dt), wsum, nk, s1, s2)
-    cov = _COV[cov_type](st, s1 / nk[:, None], nk)
-    if cov_type in ("full", "tied"):
-        cov = cov + reg_covar * _eye_like(cov)
-    else:
-        cov = cov + reg_covar
-    if cov_type != "tied":  # padding: the identity, never used (weight 0)
-        shape = (-1,) + (1,) * (cov.ndim - 1)
-        cov = jnp.where(on.reshape(shape), cov, _eye_like(cov) if cov_type == "full" else 1.0)
-    cov, pc, _ = precision_cholesky(cov, cov_type, floor)
+    fam = families.get(cov_type)
+    cov = fam.add_to_variances(fam.scatter(nk, s1, s2, wsum, s1 / nk[:, None], nk), reg_covar)
+    if not fam.shared:  # padding: the identity, never used (weight 0)
+        eye = fam.identity(s1.shape[1], dt)
+        cov = jnp.where(on.reshape((-1,) + (1,) * (cov.ndim - 1)), cov, eye)
+    cov, pc, _ = fam.factor(cov, floor)
     return Params(weights, means, cov, pc)
 
 
@@ -925,3 +708,22 @@ def chunked_log_prob(xc, params, *, cov_type) -> jax.Array:
     array of shape (n_chunks, m, k)
     """
     return jax.lax.map(lambda x: weighted_log_prob(x, params, cov_type), xc)
+
+
+@partial(jax.jit, static_argnames=("cov_type",))
+def chunked_posterior(xc, params, *, cov_type) -> tuple[jax.Array, jax.Array]:
+    """Log-density and responsibilities of every point, chunk by chunk with ``lax.map``.
+
+    Parameters
+    ----------
+    xc : array of shape (n_chunks, m, d)
+    params : Params
+    cov_type : str
+
+    Returns
+    -------
+    log_density : array of shape (n_chunks, m)
+    resp : array of shape (n_chunks, m, k)
+        :func:`gmmscape.core.stats.normalize_log` of :func:`weighted_log_prob`.
+    """
+    return jax.lax.map(lambda x: normalize_log(weighted_log_prob(x, params, cov_type)), xc)

@@ -33,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gmmscape.core import families
+from gmmscape.core.stats import normalize_log
 from gmmscape.estimator import _kernels as K
 from gmmscape.estimator._kernels import Masks, Params
 
@@ -41,8 +43,7 @@ PARTIAL_EM_ITER = 10
 
 
 def _resp(x, params, cov_type):
-    lw = K.weighted_log_prob(x, params, cov_type)
-    return jnp.exp(lw - jax.nn.logsumexp(lw, axis=1, keepdims=True))
+    return normalize_log(K.weighted_log_prob(x, params, cov_type))[1]
 
 
 @partial(jax.jit, static_argnames=("cov_type",))
@@ -204,17 +205,18 @@ def apply_move(params: Params, move, top, masks: Masks, cov_type: str, floor) ->
     step = 0.5 * np.sqrt(max(lam[l], 0.0)) * vec[l]
     mu_new[j], mu_new[l] = mu[l] + step, mu[l] - step
     w_new[j] = w_new[l] = 0.5 * w[l]
-    if cov_type != "tied":
+    fam = families.get(cov_type)
+    if not fam.shared:
         cov_new[i] = (w[i] * cov[i] + w[j] * cov[j]) / wi
         piece = cov[l]
-        if cov_type == "full":
+        if fam.matrix:
             lc, vc = np.linalg.eigh(piece)
             piece = piece - 0.75 * lc[-1] * np.outer(vc[:, -1], vc[:, -1])
         cov_new[j] = cov_new[l] = piece
     mw, mm, mc = (np.asarray(m) > 0 for m in masks)
     w_new = np.where(mw, w_new, w)
     mu_new = np.where(mm[:, None], mu_new, mu)
-    if cov_type != "tied":
+    if not fam.shared:
         cov_new = np.where(mc.reshape((-1,) + (1,) * (cov.ndim - 1)), cov_new, cov)
     dt = params.means.dtype
     c, pc, _ = K.precision_cholesky(jnp.asarray(cov_new, dt), cov_type, floor)

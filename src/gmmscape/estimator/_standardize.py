@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gmmscape.core import families
+
 
 def fit_standardized(gm, X: np.ndarray):
     """Fit ``gm`` on the standardized columns of ``X``; express it in ``X``'s units.
@@ -34,7 +36,8 @@ def fit_standardized(gm, X: np.ndarray):
     ValueError
         For spherical covariances.
     """
-    if gm.covariance_type == "spherical":
+    fam = families.get(gm.covariance_type)
+    if fam.scalar_variances:
         raise ValueError(
             "--standardize needs per-feature scales, which a spherical covariance cannot "
             "express in the data's units; use diag, tied or full."
@@ -45,13 +48,9 @@ def fit_standardized(gm, X: np.ndarray):
     s = np.where(s > 0, s, 1.0)  # a constant column stays as it is (reg_covar keeps it)
     gm.fit((X - m) / s)
     dt = gm.means_.dtype
-    ct = gm.covariance_type
     gm.means_ = (m + s * gm.means_).astype(dt)
-    if ct == "full":
-        gm.covariances_ = (gm.covariances_ * s[None, :, None] * s[None, None, :]).astype(dt)
-        gm.precisions_cholesky_ = (gm.precisions_cholesky_ / s[None, :, None]).astype(dt)
-    elif ct == "tied":
-        gm.covariances_ = (gm.covariances_ * s[:, None] * s[None, :]).astype(dt)
+    if fam.matrix:  # Sigma -> S Sigma S and P -> S^-1 P, S = diag(s)
+        gm.covariances_ = (gm.covariances_ * np.outer(s, s)).astype(dt)
         gm.precisions_cholesky_ = (gm.precisions_cholesky_ / s[:, None]).astype(dt)
     else:
         gm.covariances_ = (gm.covariances_ * s**2).astype(dt)

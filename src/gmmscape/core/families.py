@@ -1,0 +1,395 @@
+"""Covariance families: one registry entry per family, the same small set of pure functions.
+
+Every algorithm that needs a Gaussian log-density, the sufficient statistics of a
+covariance or its M-step asks the family for them (DESIGN.md section 1); nothing else
+branches on the covariance type. Adding a family is adding one :class:`Family` to
+:data:`FAMILIES`.
+
+A family stores covariances in its own shape and keeps a *precision factor* ``P`` beside
+them, the stable form every log-density is computed from (``P P^T`` is the precision;
+``log det P`` is half the log-determinant of the precision):
+
+=========== =================== ======================= ================================
+family      covariances         precision factor        model
+=========== =================== ======================= ================================
+full        (k, d, d)           (k, d, d)               one covariance matrix each
+tied        (d, d)              (d, d)                  one matrix shared by all
+diag        (k, d)              (k, d)                  one variance per feature each
+spherical   (k,)                (k,)                    one variance each
+isotropic   ()                  ()                      one variance shared by all (the
+                                                        seeds' known-sigma model; EM
+                                                        keeps it frozen)
+=========== =================== ======================= ================================
+
+The second moments ``s2`` a family sums over points ``x`` with weighted
+responsibilities ``wr`` are ``sum wr_k x x^T`` (full), ``sum w x x^T`` (tied) or
+``sum wr_k x**2`` (diag, spherical, isotropic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+#: A collapsed covariance gets this fraction of each column's variance on its diagonal
+#: (float64; float32 uses 10 sqrt(eps), about 3e-3, above its rounding noise).
+COLLAPSE_FLOOR = 1e-6
+#: A variance below this many machine epsilons times its column's variance counts as
+#: collapsed (rounding noise, not a fitted spread).
+COLLAPSE_NOISE = 100.0
+
+
+@dataclass(frozen=True)
+class Family:
+    """One covariance family: its shapes and pure ``jax.numpy`` functions.
+
+    Attributes
+    ----------
+    name : str
+    cov_shape : callable ``(k, d) -> tuple``
+        Shape of the covariances (and of the precision factor).
+    shared : bool
+        One covariance for all components (no component axis).
+    matrix : bool
+        Covariances are ``d x d`` matrices (else variances).
+    log_gauss : callable ``(x (m, d), means (k, d), P) -> (m, k)``
+        ``log N(x; mu_k, Sigma_k)`` from the precision factor.
+    moments : callable ``(x (m, d), wr (m, k)) -> (nk (k,), s1 (k, d), s2)``
+        The sufficient statistics of weighted responsibilities.
+    scatter : callable ``(nk, s1, s2, w, means, nk_safe) -> covariances``
+        The weighted scatter about ``means`` (the M-step, before ``reg_covar``).
+    n_cov_params : callable ``(k, d) -> int``
+        Free parameters of the covariances.
+    sample_noise : callable ``(rng, cov_k, n, d) -> (n, d)``
+        ``n`` draws of ``N(0, Sigma_k)`` with NumPy's ``rng``, ``cov_k`` the covariance
+        of one component (as scikit-learn draws them).
+    """
+
+    name: str
+    cov_shape: Callable
+    shared: bool
+    matrix: bool
+    log_gauss: Callable
+    moments: Callable
+    scatter: Callable
+    n_cov_params: Callable
+    sample_noise: Callable
+
+    # -- generic pieces, the same for every family, written once ------------------------
+    @property
+    def scalar_variances(self) -> bool:
+        """One variance per covariance (spherical, isotropic), not one per feature."""
+        return not self.matrix and 3 not in self.cov_shape(2, 3)
+
+    def identity(self, d: int, dtype=np.float64) -> np.ndarray:
+        """The covariance of one component that is the identity (padding, defaults)."""
+        return np.eye(d, dtype=dtype) if self.matrix else np.ones((), dtype)
+
+    def add_to_variances(self, cov: jax.Array, v) -> jax.Array:
+        """``cov`` with ``v`` added to every variance (the diagonal of a matrix)."""
+        if self.matrix:
+            return cov + v * jnp.eye(cov.shape[-1], dtype=cov.dtype)
+        return cov + v
+
+    def component(self, cov, i: int):
+        """The covariance of component ``i`` (the shared one for a shared family)."""
+        return cov if self.shared else cov[i]
+
+    def precisions(self, pf: np.ndarray) -> np.ndarray:
+        """Precisions ``P P^T`` (matrices) or ``P**2`` (variances), NumPy."""
+        if self.matrix:
+            return np.einsum("...ij,...lj->...il", pf, pf)
+        return pf**2
+
+    def from_precisions(self, prec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Covariances and the upper-triangular precision factor scikit-learn stores
+        (``U U^T = prec``, ``U = inv(chol(cov))^T``), from precisions, NumPy."""
+        if not self.matrix:
+            return 1.0 / prec, np.sqrt(prec)
+        # the lower Cholesky factor of the flipped matrix, flipped back
+        flip = np.asarray(prec)[..., ::-1, ::-1]
+        return np.linalg.inv(prec), np.linalg.cholesky(flip)[..., ::-1, ::-1]
+
+    def factor(self, cov: jax.Array, floor) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """:func:`precision_factor` of this family's covariances."""
+        return precision_factor(cov, floor, self.matrix, self.shared)
+
+
+# --------------------------------------------------------------------------------------
+# log-densities from the precision factor
+# --------------------------------------------------------------------------------------
+def _norm(maha, logdet, d):
+    return -0.5 * (d * _LOG_2PI + maha) + logdet
+
+
+def _log_full(x, means, pc):
+    k, d = means.shape
+    # one matmul of the points with every precision factor: (m, d) @ (d, k*d)
+    pf = jnp.transpose(pc, (1, 0, 2)).reshape(d, k * d)
+    y = (x @ pf).reshape(x.shape[0], k, d) - jnp.einsum("ka,kab->kb", means, pc)[None]
+    logdet = jnp.sum(jnp.log(jnp.diagonal(pc, axis1=1, axis2=2)), 1)
+    return _norm(jnp.sum(y * y, axis=-1), logdet[None, :], d)
+
+
+def _log_tied(x, means, pc):
+    diff = (x @ pc)[:, None, :] - (means @ pc)[None, :, :]
+    return _norm(jnp.sum(diff * diff, axis=-1), jnp.sum(jnp.log(jnp.diagonal(pc))), x.shape[1])
+
+
+def _log_diag(x, means, pc):
+    prec = pc * pc
+    maha = jnp.sum(means**2 * prec, 1)[None] - 2.0 * x @ (means * prec).T + (x * x) @ prec.T
+    return _norm(maha, jnp.sum(jnp.log(pc), axis=1)[None, :], x.shape[1])
+
+
+def _log_spherical(x, means, pc):
+    prec = pc * pc
+    d = means.shape[1]
+    maha = (
+        jnp.sum(means**2, 1)[None] * prec[None]
+        - 2.0 * (x @ means.T) * prec[None]
+        + jnp.sum(x * x, axis=1)[:, None] * prec[None]
+    )
+    return _norm(maha, d * jnp.log(pc)[None], d)
+
+
+def _log_isotropic(x, means, pc):
+    # squared distances formed from differences, exact for points far from the origin
+    # (the research half integrates these to 1e-10 and beyond)
+    diff = x[:, None, :] - means[None, :, :]
+    d = x.shape[-1]
+    return _norm(jnp.sum(diff * diff, axis=-1) * (pc * pc), d * jnp.log(pc), d)
+
+
+# --------------------------------------------------------------------------------------
+# sufficient statistics and scatter
+# --------------------------------------------------------------------------------------
+def _first(x, wr):
+    return jnp.sum(wr, axis=0), wr.T @ x
+
+
+def _moments_full(x, wr):
+    (m, d), k = x.shape, wr.shape[1]
+    s2 = ((wr[:, :, None] * x[:, None, :]).reshape(m, k * d).T @ x).reshape(k, d, d)
+    return (*_first(x, wr), s2)
+
+
+def _moments_tied(x, wr):
+    return (*_first(x, wr), (x * jnp.sum(wr, axis=1)[:, None]).T @ x)
+
+
+def _moments_squares(x, wr):
+    return (*_first(x, wr), wr.T @ (x * x))
+
+
+def _scatter_full(nk, s1, s2, w, means, nk_safe):
+    xbar = s1 / nk_safe[:, None]
+    c = (
+        s2 / nk_safe[:, None, None]
+        - means[:, :, None] * xbar[:, None, :]
+        - xbar[:, :, None] * means[:, None, :]
+        + means[:, :, None] * means[:, None, :]
+    )
+    return 0.5 * (c + jnp.swapaxes(c, 1, 2))
+
+
+def _scatter_tied(nk, s1, s2, w, means, nk_safe):
+    cross = s1.T @ means
+    c = (s2 - cross - cross.T + (means * nk[:, None]).T @ means) / w
+    return 0.5 * (c + c.T)
+
+
+def _scatter_diag(nk, s1, s2, w, means, nk_safe):
+    xbar = s1 / nk_safe[:, None]
+    return s2 / nk_safe[:, None] - 2.0 * means * xbar + means * means
+
+
+def _scatter_spherical(nk, s1, s2, w, means, nk_safe):
+    return jnp.mean(_scatter_diag(nk, s1, s2, w, means, nk_safe), axis=1)
+
+
+def _scatter_isotropic(nk, s1, s2, w, means, nk_safe):
+    per = _scatter_spherical(nk, s1, s2, w, means, nk_safe)
+    return jnp.sum(per * nk) / w
+
+
+# --------------------------------------------------------------------------------------
+# sampling (NumPy, scikit-learn's draws)
+# --------------------------------------------------------------------------------------
+def _noise_matrix(rng, cov, n, d):
+    return rng.multivariate_normal(np.zeros(d), cov, n)
+
+
+def _noise_variances(rng, cov, n, d):
+    return rng.standard_normal(size=(n, d)) * np.sqrt(cov)
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("full", lambda k, d: (k, d, d), False, True, _log_full, _moments_full,
+               _scatter_full, lambda k, d: k * d * (d + 1) // 2, _noise_matrix),
+        Family("tied", lambda k, d: (d, d), True, True, _log_tied, _moments_tied,
+               _scatter_tied, lambda k, d: d * (d + 1) // 2, _noise_matrix),
+        Family("diag", lambda k, d: (k, d), False, False, _log_diag, _moments_squares,
+               _scatter_diag, lambda k, d: k * d, _noise_variances),
+        Family("spherical", lambda k, d: (k,), False, False, _log_spherical,
+               _moments_squares, _scatter_spherical, lambda k, d: k, _noise_variances),
+        Family("isotropic", lambda k, d: (), True, False, _log_isotropic, _moments_squares,
+               _scatter_isotropic, lambda k, d: 1, _noise_variances),
+    )
+}  # fmt: skip
+
+
+def get(name: str) -> Family:
+    """The :class:`Family` called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`FAMILIES`.
+
+    Returns
+    -------
+    Family
+    """
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown covariance family {name!r}; known: {', '.join(FAMILIES)}"
+        ) from None
+
+
+# --------------------------------------------------------------------------------------
+# the stable precision factor, with regularization of collapsed covariances
+# --------------------------------------------------------------------------------------
+def floor_rel(dtype) -> float:
+    """The collapse floor as a fraction of a column's variance (see :func:`collapse_floor`)."""
+    return max(COLLAPSE_FLOOR, 10.0 * float(np.sqrt(np.finfo(dtype).eps)))
+
+
+def collapse_threshold(floor: jax.Array) -> jax.Array:
+    """The variance (per feature) below which a covariance counts as collapsed.
+
+    ``COLLAPSE_NOISE * eps / floor_rel(dtype)`` times ``floor``: about ``100 eps`` times
+    each column's variance (the rounding noise of a variance computed from that column),
+    far below any ``reg_covar`` a user sets, so that a covariance that scikit-learn
+    factorizes without error is used unchanged.
+
+    Parameters
+    ----------
+    floor : array of shape (d,) or ()
+        :func:`collapse_floor` of the data.
+
+    Returns
+    -------
+    array of the shape of ``floor``
+    """
+    eps = float(jnp.finfo(floor.dtype).eps)
+    return floor * (COLLAPSE_NOISE * eps / floor_rel(floor.dtype))
+
+
+def collapse_floor(var: np.ndarray, dtype, family: str) -> np.ndarray:
+    """Variance added to a collapsed covariance: per feature, relative to that column.
+
+    ``floor_rel(dtype) * var_j`` for each feature ``j`` (1e-6 of the column's variance in
+    float64; ``10 sqrt(eps)``, about 3e-3, in float32, above its rounding noise); a
+    constant column takes the mean variance of the others (1 if every column is
+    constant). Families of one variance per component (spherical, isotropic) take the
+    mean over features.
+
+    Parameters
+    ----------
+    var : array of shape (d,)
+        Per-feature (weighted) variance of the data.
+    dtype : numpy dtype
+    family : str
+
+    Returns
+    -------
+    array of shape (d,), or of shape () for a family of scalar variances
+    """
+    var = np.asarray(var, np.float64)
+    pos = var[var > 0]
+    fill = float(pos.mean()) if pos.size else 1.0
+    v = np.where(var > 0, var, fill)
+    if get(family).scalar_variances:
+        v = np.asarray(v.mean())
+    return (floor_rel(dtype) * v).astype(dtype)
+
+
+def precision_factor(
+    cov: jax.Array, floor, matrix: bool, shared: bool
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Precision factor of covariances, regularizing collapsed ones only.
+
+    A covariance (``reg_covar`` already added) is collapsed when its Cholesky factor is
+    not finite (not positive definite) or a pivot squared (the variance of feature ``j``
+    given the features before it) is below :func:`collapse_threshold` of that feature,
+    i.e. at the rounding noise of its column: the component sits on a point or a
+    lower-dimensional set. Only then is ``floor`` (per feature) added to its diagonal; if
+    that still fails, it is replaced by its (floored) diagonal. Any covariance that
+    factorizes above the noise, e.g. every one that scikit-learn factorizes with its
+    default ``reg_covar``, is used unchanged.
+
+    Parameters
+    ----------
+    cov : array
+        Covariances of a family's shape.
+    floor : array of shape (d,), or () for scalar variances
+        Variance added, per feature, to a collapsed covariance (:func:`collapse_floor`).
+    matrix, shared : bool
+        The family's :attr:`Family.matrix` and :attr:`Family.shared`.
+
+    Returns
+    -------
+    cov : array
+        The covariances actually used.
+    prec_factor : array
+        Same shape as ``cov``: ``inv(chol(cov))^T`` for matrices, ``cov**-0.5`` else.
+    n_collapsed : array of shape ()
+        How many covariances were regularized.
+    """
+    floor = jnp.asarray(floor, cov.dtype)
+    small = collapse_threshold(floor)
+    if not matrix:
+        bad = ~(cov > small)
+        fixed = jnp.where(
+            bad, jnp.maximum(jnp.where(jnp.isfinite(cov), cov, 0.0), 0.0) + floor, cov
+        )
+        n_bad = jnp.sum(bad if cov.ndim < 2 else jnp.any(bad, axis=-1))
+        return fixed, 1.0 / jnp.sqrt(fixed), n_bad
+    batched = cov[None] if shared else cov
+    eye = jnp.eye(batched.shape[-1], dtype=cov.dtype)
+
+    def chol_ok(c):
+        lo = jnp.linalg.cholesky(c)
+        piv = jnp.diagonal(lo, axis1=-2, axis2=-1)
+        ok = jnp.all(jnp.isfinite(lo), axis=(-2, -1)) & jnp.all(piv * piv > small, axis=-1)
+        return lo, ok
+
+    # One factorization call for both candidates: two independent batched LAPACK calls
+    # can run concurrently on XLA's CPU pool and deadlock it (each waits for sub-tasks
+    # the other's thread would run; seen on 2 cores with jaxlib 0.10).
+    c2 = batched + eye * floor
+    b = batched.shape[0]
+    lo_all, ok_all = chol_ok(jnp.concatenate([batched, c2]))
+    lo, lo2, ok, ok2 = lo_all[:b], lo_all[b:], ok_all[:b], ok_all[b:]
+    diag = jnp.diagonal(batched, axis1=-2, axis2=-1)
+    diag = jnp.maximum(jnp.where(jnp.isfinite(diag), diag, 0.0), 0.0) + floor
+    c3 = eye * diag[..., None, :]
+    lo3 = eye * jnp.sqrt(diag)[..., None, :]
+    use = jnp.where(ok[:, None, None], batched, jnp.where(ok2[:, None, None], c2, c3))
+    lo_use = jnp.where(ok[:, None, None], lo, jnp.where(ok2[:, None, None], lo2, lo3))
+    inv = jax.scipy.linalg.solve_triangular(lo_use, jnp.broadcast_to(eye, lo_use.shape), lower=True)
+    pc = jnp.swapaxes(inv, -1, -2)
+    n_bad = jnp.sum(~ok)
+    if shared:
+        return use[0], pc[0], n_bad
+    return use, pc, n_bad
