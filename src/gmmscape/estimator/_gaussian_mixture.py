@@ -295,6 +295,16 @@ class _FitData:
         the result has ``k``.
         """
         params, masks = K.pad_components(params, masks, self.k_pad, self.cov_type)
+        b = int(np.shape(lb0)[0])
+        rows = 0 if self.wc is None else int(np.size(self.wc))
+        b_pad = b if report else K.batch_bucket(b, rows, self.k_pad, self.d)
+        if b_pad > b:  # repeat the first start; dropped below
+
+            def grow(a):
+                a = np.asarray(a)
+                return np.concatenate([a, np.repeat(a[:1], b_pad - b, axis=0)])
+
+            params, masks, lb0 = jax.tree_util.tree_map(grow, (params, masks, lb0))
         if self.dask_x is None and self.threads <= 1:
             res = K.em_batch(
                 self.xc,
@@ -310,6 +320,7 @@ class _FitData:
             )
         else:
             res = _host_em(self, params, masks, lb0, hyper, max_iter, report)
+        res = jax.tree_util.tree_map(lambda a: np.asarray(a)[:b], res)
         return res._replace(params=K.unpad_components(res.params, self.k, self.cov_type))
 
 

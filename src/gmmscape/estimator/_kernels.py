@@ -366,6 +366,26 @@ def component_bucket(k: int, n_rows: int = 0, d: int = 1) -> int:
     return p * 3 // 4 if p * 3 // 4 >= k else p
 
 
+def batch_bucket(b: int, n_rows: int = 0, k: int = 1, d: int = 1) -> int:
+    """The number of starts a batch of ``b`` starts (``n_init``, refine's candidates)
+    is compiled for: the next power of two while ``b`` passes over the data stay below
+    :data:`PAD_LIMIT` elements, else ``b``. The extra starts repeat the first and are
+    dropped.
+
+    Parameters
+    ----------
+    b : int
+    n_rows, k, d : int, optional
+        Rows (padded), components (padded) and features of the data.
+
+    Returns
+    -------
+    int
+    """
+    p = 1 << max(0, int(b) - 1).bit_length()
+    return p if n_rows * k * d * p < PAD_LIMIT else int(b)
+
+
 def pad_components(params: Params, masks: Masks | None, k_pad: int, cov_type: str):
     """Append components of weight 0 (frozen, identity covariance) up to ``k_pad``.
 
