@@ -14,12 +14,9 @@ import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from numbers import Integral, Real
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.cluster import KMeans, kmeans_plusplus
@@ -28,10 +25,20 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from gmmscape.core import families
-from gmmscape.estimator import _kernels as K
-from gmmscape.estimator._kernels import COVARIANCE_TYPES, Masks, Params
-from gmmscape.estimator._refine import refine_fit
+from gmmscape._lazy import LazyModule
+
+if TYPE_CHECKING:  # annotations only
+    from gmmscape.estimator._kernels import Params
+
+# JAX, the kernels and the covariance families are imported by the first fit, not by
+# ``from gmmscape import GaussianMixture`` (which then costs no more than scikit-learn's)
+jax = LazyModule("jax")
+jnp = LazyModule("jax.numpy")
+K = LazyModule("gmmscape.estimator._kernels")
+families = LazyModule("gmmscape.core.families")
+
+#: The covariance types (families of :mod:`gmmscape.core.families` with free covariances).
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 #: Elements of one chunk's largest intermediate (rows x k x d) when chunk_size is None.
 CHUNK_BUDGET = 2**21
@@ -139,11 +146,6 @@ def to_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int, offset=Non
     return xp.reshape(n_chunks, rows, d), wp.reshape(n_chunks, rows)
 
 
-@partial(jax.jit, donate_argnums=0)
-def _set_chunk(buf, i, x):
-    return buf.at[i].set(x)
-
-
 def device_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int, offset=None):
     """As :func:`to_chunks`, but written chunk by chunk into one JAX array.
 
@@ -173,7 +175,7 @@ def device_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int, offset
             xi[: hi - lo] = X[lo:hi] if offset is None else X[lo:hi] - offset
         # wait for each in-place write: queuing many donated updates at once has hung
         # the CPU runtime (a race seen about once in four fits)
-        xc = _set_chunk(xc, i, xi).block_until_ready()
+        xc = K.set_chunk(xc, i, xi).block_until_ready()
     wp = np.zeros(rows * n_chunks, X.dtype)
     wp[:n] = w
     return xc, jnp.asarray(wp.reshape(n_chunks, rows))
@@ -760,6 +762,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.n_collapsed_ = int(res.n_collapsed[best])
         self.refine_moves_ = []
         if self.refine and self.max_iter > 0:
+            from gmmscape.estimator._refine import refine_fit
+
             params, moves, extra_trace = refine_fit(
                 self, fd, params, masks, hyper, trace_length(self.max_iter)
             )
@@ -791,7 +795,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Raise (leaving the estimator as it was) if the fitted parameters are not finite."""
         bad = [
             name
-            for name, a in zip(Params._fields, params, strict=True)
+            for name, a in zip(params._fields, params, strict=True)
             if not np.all(np.isfinite(np.asarray(a)))
         ]
         if not bad:
@@ -865,7 +869,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             lb0 = np.full((1,), self.lower_bound_, dtype)
         ones = np.ones((k,), dtype)
         zeros = np.zeros((k,), dtype)
-        m = Masks(
+        m = K.Masks(
             zeros if "weights" in freeze else ones,
             zeros if "means" in freeze else ones,
             zeros if "covariances" in freeze else ones,
@@ -1024,7 +1028,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if "precisions" in inits:
             # scikit-learn's convention (_compute_precision_cholesky_from_precisions)
             cov, pc = families.get(ct).from_precisions(inits["precisions"])
-        return Params(weights.astype(dt), means.astype(dt), cov.astype(dt), pc.astype(dt))
+        return K.Params(weights.astype(dt), means.astype(dt), cov.astype(dt), pc.astype(dt))
 
     # scikit-learn's private initialization protocol (``BaseMixture._initialize`` and
     # ``_set_parameters``), kept so that code and tests written against it work
@@ -1073,7 +1077,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _current_params(self, fd) -> Params:
         dt = fd.dtype
-        return Params(
+        return K.Params(
             np.asarray(self.weights_, dt),
             np.asarray(self.means_ - fd.offset, dt),
             np.asarray(self.covariances_, dt),
@@ -1106,7 +1110,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _fitted_params(self, dt, center=None) -> Params:
         """The fitted parameters as kernel input, means shifted by ``-center`` (d,)."""
         means = np.asarray(self.means_, np.float64) - (0.0 if center is None else center)
-        return Params(
+        return K.Params(
             np.asarray(self.weights_, dt),
             np.asarray(means, dt),
             np.asarray(self.covariances_, dt),

@@ -42,10 +42,6 @@ from gmmscape.core.families import collapse_floor, floor_rel  # noqa: F401 (K.* 
 from gmmscape.core.mixture import Mixture
 from gmmscape.core.stats import Stats, normalize_log
 
-#: The covariance types of :class:`~gmmscape.estimator.GaussianMixture` (families of
-#: :mod:`gmmscape.core.families` with a free covariance).
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-
 
 class Params(NamedTuple):
     """Mixture parameters (see the module docstring for the shapes).
@@ -145,6 +141,23 @@ def moments(x: jax.Array, wr: jax.Array, cov_type: str):
     s2 : array (see :class:`SuffStats`)
     """
     return families.get(cov_type).moments(x, wr)
+
+
+@partial(jax.jit, donate_argnums=0)
+def set_chunk(buf: jax.Array, i, x: jax.Array) -> jax.Array:
+    """``buf`` with chunk ``i`` set to ``x``, in place (the buffer is donated).
+
+    Parameters
+    ----------
+    buf : array of shape (n_chunks, m, d)
+    i : int
+    x : array of shape (m, d)
+
+    Returns
+    -------
+    array of shape (n_chunks, m, d)
+    """
+    return buf.at[i].set(x)
 
 
 def _chunk_sum(fn, *chunked, lo=0, hi=None):
