@@ -173,3 +173,17 @@ def test_estimator_equals_the_sample_sources_em_step(update_weights):
     np.testing.assert_allclose(gm.means_, np.asarray(model.means), rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(gm.weights_, np.asarray(model.weights), rtol=1e-11)
     np.testing.assert_allclose(gm.covariances_, sigma**2, rtol=1e-14)
+
+
+def test_one_chunking_rule():
+    from gmmscape.core.chunks import chunk_length, next_pow2, padded_length
+
+    assert [next_pow2(n) for n in (0, 1, 2, 3, 5, 256, 257)] == [1, 1, 2, 4, 8, 256, 512]
+    # the largest power of two within the budget, clamped
+    assert chunk_length(3, 100) == 32 and 32 * 3 <= 100 < 64 * 3
+    assert chunk_length(10**9, 100) == 1
+    assert chunk_length(1, 2**30, lo=256, hi=2**16) == 2**16
+    assert chunk_length(10**6, 2**20, lo=256) == 256
+    assert padded_length(150, 4096, lo=256) == 256
+    assert padded_length(1000, 4096, lo=256) == 1024
+    assert padded_length(5000, 4096, lo=256) == 4096

@@ -26,6 +26,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from gmmscape._lazy import LazyModule
+from gmmscape.core import chunks
 
 if TYPE_CHECKING:  # annotations only
     from gmmscape.estimator._kernels import Params
@@ -41,7 +42,7 @@ families = LazyModule("gmmscape.core.families")
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 #: Elements of one chunk's largest intermediate (rows x k x d) when chunk_size is None.
-CHUNK_BUDGET = 2**21
+CHUNK_BUDGET = 2**20
 #: Fewest rows a chunk is padded to: every input of up to this many rows (a small data
 #: set, a cross-validation fold, a batch to predict) runs the same compiled programs.
 MIN_ROWS = 256
@@ -57,10 +58,6 @@ class CollapseWarning(UserWarning):
 
 def _is_dask(X) -> bool:
     return type(X).__module__.split(".")[0] == "dask"
-
-
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, int(n - 1).bit_length())
 
 
 def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | None = None):
@@ -86,11 +83,13 @@ def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | Non
     n_chunks : int
     """
     if chunk_size is None:
-        rows = max(256, _next_pow2(CHUNK_BUDGET // max(1, k * d * n_batch)) // 2)
+        rows = chunks.chunk_length(k * d * n_batch, CHUNK_BUDGET, lo=256)
     else:
         rows = int(chunk_size)
     if n <= rows:
-        rows = max(MIN_ROWS, _next_pow2(n)) if chunk_size is None else rows
+        rows = (
+            chunks.padded_length(n, max(rows, MIN_ROWS), MIN_ROWS) if chunk_size is None else rows
+        )
         return rows, 1
     return rows, math.ceil(n / rows)
 
@@ -113,7 +112,7 @@ def trace_length(max_iter: int) -> int:
     Rounding up keeps the number of compiled variants small; the iteration limit itself
     is a runtime value.
     """
-    return max(8, _next_pow2(max(int(max_iter), 1)))
+    return max(8, chunks.next_pow2(max_iter))
 
 
 def to_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int, offset=None):

@@ -168,6 +168,8 @@ def _chunk_sum(fn, *chunked, lo=0, hi=None):
     and ``hi`` (default: every chunk; ``lo < hi``) may be traced, so host threads can sum
     disjoint ranges of the same buffer with one compiled function.
     """
+    if hi is None and chunked[0].shape[0] == 1:  # one chunk: no loop to compile
+        return fn(*(a[0] for a in chunked))
     hi = chunked[0].shape[0] if hi is None else hi
     first = fn(*(a[lo] for a in chunked))
 
