@@ -703,9 +703,7 @@ def plot_study(result: StudyResult, out: Path, stem: str = "overparam") -> list[
     ax1.set_ylabel("KL loss L_t (nats)")
     ax2.set_title("Parametric distance to the truth")
     ax2.set_xlabel("iteration t (gradient EM steps)")
-    ax2.set_ylabel(
-        "solid: max_i ||mu_i||, dotted: sum_i pi_i ||mu_i||^2\n(data units, squared units)"
-    )
+    ax2.set_ylabel("distance of the means to the truth\n(solid: data units; dotted: squared units)")
     for i, (label, res) in enumerate(result.weight_runs.items()):
         c = colors[i % len(colors)]
         t = np.array(res["steps"], dtype=float)

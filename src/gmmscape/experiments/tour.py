@@ -286,7 +286,9 @@ def plot_recovery_bars(labels, successes, n_fits: int, problem: dict):
     ax.set_xlabel("estimator (one start per fit)")
     ax.set_ylabel(f"fraction of {n_fits} fits recovering\nevery center (95% Wilson CI)")
     p = problem
-    ax.set_title(f"k = k* = {p['k']}, d = {p['d']}, separation {p['separation']:g}: one start")
+    ax.set_title(
+        f"k = k* = {p['k']}, d = {p['d']}, separation {p['separation']:g} sigma: one start"
+    )
     fig.tight_layout()
     return fig
 
@@ -306,7 +308,8 @@ CAPTIONS = {
         "Seed A. Left: KL loss of population gradient EM against the iteration t (median "
         "over restarts, log-log), with the tail fit (dashed, drawn at 0.3 times the fit so "
         "it stays visible) and the proven O(1/sqrt(t)) bound (dotted). Middle: distances "
-        "of the means to the truth. Right: the loss for several mixing weights."
+        "of the means to the truth (max_i ||mu_i||, solid; sum_i pi_i ||mu_i||^2, dotted). "
+        "Right: the loss for several mixing weights."
     ),
     "seedA_trap": (
         "Seed A traps: steps gradient EM takes to pull a component from distance R back "

@@ -123,7 +123,7 @@ def plot_heatmap_2est(atlas, n_grid: int = 161):
     vals = np.asarray(kl(np.asarray(prob.to_frame(grid)))).reshape(a.shape)
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     im = ax.contourf(a, b, np.log10(vals + 1e-6), levels=40, cmap="viridis")
-    fig.colorbar(im, ax=ax, label="log10(KL + 1e-6), KL in nats (dimensionless)")
+    fig.colorbar(im, ax=ax, label="log10(KL + 1e-6) (KL in nats)")
     seen = set()
     for p in atlas.points:
         mu = np.asarray(p.means)[:, 0]
