@@ -9,7 +9,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from gmmscape.experiments.output import format_error, format_number, html_table
+from gmmscape.experiments.output import format_error, format_number, html_table, pyplot
 
 matplotlib.use("Agg")
 
@@ -78,7 +78,7 @@ def test_atlas_figures_put_their_legends_below_the_panels(two_center_atlas):
     assert legends  # the density panel's, and the paths' when there is more than one point
     for ax, legend in legends:  # entirely below the axes
         assert legend.get_window_extent().y1 <= ax.get_window_extent().y0 + 1
-    check_figure(plots.plot_heatmap_2est(atlas))
+    check_figure(plots.plot_heatmap_2est(atlas, n_grid=21))
 
 
 def test_atlas_table_prints_no_negative_zero(two_center_atlas):
@@ -155,6 +155,13 @@ def test_the_sweep_report_prints_a_types_caption(monkeypatch):
 UNIT = re.compile(r"\((?:[^()]|\([^()]*\))+\)$")
 #: A number printed as zero with a sign: "-0", "-0.000", "−0.0" (matplotlib's minus).
 NEGATIVE_ZERO = re.compile(r"[-\u2212]0(?:\.0*)?(?![\d.]*[1-9])(?![\d])")
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close this test's figures (pyplot keeps every figure open until it is closed)."""
+    yield
+    pyplot().close("all")
 
 
 def _drawn_ticklabels(axis):
