@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ from gmmscape._files import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HEADLINE = (1_000_000, 16, 16)
+ONE_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+ONE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
 @dataclass
@@ -60,6 +63,7 @@ class SpeedResults:
     matmul_gflops: dict
     cells: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
+    floor: dict = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -78,6 +82,53 @@ def matmul_rate(dtype, n=2048, reps=5) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def arithmetic_floor(n, d, k, reps=5) -> dict:
+    """This machine's floor for one iteration of the headline cell, measured with NumPy.
+
+    * GEMM rate: float64 ``(n, d) @ (d, k d)`` (the E-step's product with every precision
+      factor) and ``(k d, n) @ (n, d)`` (the second moments), best of ``reps`` each; their
+      combined rate (total flops over total time) prices the ``4 n k d^2`` flops of a full
+      iteration.
+    * Memory bandwidth: ``X.sum()`` of the ``(n, d)`` float64 data (read) and
+      ``np.copyto`` into a second array (read + write), best of ``reps``; the read rate
+      prices the three passes over X (``3 n d 8`` bytes) of a diag iteration.
+
+    BLAS uses the threads the process allows (OPENBLAS_NUM_THREADS etc.).
+    """
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, d))
+    p = rng.standard_normal((d, k * d))
+    y = np.empty((n, k * d))
+    r = rng.standard_normal((n, k * d))
+
+    def best(f):
+        f()
+        out = np.inf
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            f()
+            out = min(out, time.perf_counter() - t0)
+        return out
+
+    t_e = best(lambda: np.matmul(x, p, out=y))
+    t_m = best(lambda: r.T @ x)
+    fl = 2 * n * d * k * d
+    x2 = np.empty_like(x)
+    t_sum = best(x.sum)
+    t_copy = best(lambda: np.copyto(x2, x))
+    gemm = 2 * fl / (t_e + t_m) / 1e9
+    read = n * d * 8 / t_sum / 1e9
+    return {
+        "gemm_estep_gflops": fl / t_e / 1e9,
+        "gemm_moments_gflops": fl / t_m / 1e9,
+        "gemm_gflops": gemm,
+        "read_gb_s": read,
+        "copy_gb_s": 2 * n * d * 8 / t_copy / 1e9,
+        "full_floor_s": 4 * n * k * d * d / (gemm * 1e9),
+        "diag_floor_s": 3 * n * d * 8 / (read * 1e9),
+    }
+
+
 def make_data(n, d, k, dtype, seed=0):
     """Points from a random mixture and a start shared by both estimators."""
     rng = np.random.default_rng(seed)
@@ -90,12 +141,18 @@ def make_data(n, d, k, dtype, seed=0):
     return X.astype(dtype), start
 
 
-def fit_time(cls, X, kw, iters):
+def fit_times(cls, X, kw, iters):
+    """Wall seconds, process CPU seconds (all threads) and the fitted estimator."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         gm = cls(max_iter=iters, **kw).fit(X)
-        return time.perf_counter() - t0, gm
+        return time.perf_counter() - t0, time.process_time() - c0, gm
+
+
+def fit_time(cls, X, kw, iters):
+    t, _, gm = fit_times(cls, X, kw, iters)
+    return t, gm
 
 
 def per_iteration(cls, X, kw, r, warm=False, reps=1, target_s=None, r_max=None):
@@ -115,13 +172,18 @@ def per_iteration(cls, X, kw, r, warm=False, reps=1, target_s=None, r_max=None):
             if r_new != r:  # another iteration count may compile another trace length
                 r = r_new
                 fit_time(cls, X, kw, 1 + r)
-    t0s, t1s, gm = [], [], None
+    t0s, t1s, c0s, c1s, gm = [], [], [], [], None
     for _ in range(reps):  # interleaved, so both see the same load; minimum of each
-        t0s.append(fit_time(cls, X, kw, 1)[0])
-        t1, gm = fit_time(cls, X, kw, 1 + r)
+        t0, c0, _ = fit_times(cls, X, kw, 1)
+        t1, c1, gm = fit_times(cls, X, kw, 1 + r)
+        t0s.append(t0)
         t1s.append(t1)
+        c0s.append(c0)
+        c1s.append(c1)
     diff = min(t1s) - min(t0s)
-    return (diff / r if diff > 0 else float("nan")), gm, r
+    cdiff = min(c1s) - min(c0s)
+    per_cpu = cdiff / r if cdiff > 0 else float("nan")
+    return (diff / r if diff > 0 else float("nan")), gm, r, per_cpu
 
 
 def stats_pass_rate(gm, X, ct, reps=3):
@@ -184,10 +246,10 @@ def run_cell(n, d, k, ct, dtype, peak, sk_rate, reps=None, threads=None):
     load0 = os.getloadavg()
     ours = dict(kw, n_threads=threads)
     # gmmscape's iterations are cheap: time about 2 s of them (up to 10 r, at least r)
-    t_ours, g_ours, r_ours = per_iteration(
+    t_ours, g_ours, r_ours, c_ours = per_iteration(
         GaussianMixture, X, ours, r, warm=True, reps=reps, target_s=2.0, r_max=max(10 * r, 10)
     )
-    t_sk, g_sk, _ = per_iteration(SkGM, X, kw, r, reps=reps)
+    t_sk, g_sk, _, c_sk = per_iteration(SkGM, X, kw, r, reps=reps)
     if r_ours != r:  # the log-likelihood comparison needs the same number of iterations
         _, g_ours = fit_time(GaussianMixture, X, ours, 1 + r)
     t_stats = stats_pass_rate(g_ours, X, ct)
@@ -206,6 +268,9 @@ def run_cell(n, d, k, ct, dtype, peak, sk_rate, reps=None, threads=None):
         "gmmscape_s_per_iter": t_ours,
         "sklearn_s_per_iter": t_sk,
         "speedup": t_sk / t_ours,
+        "gmmscape_cpu_s_per_iter": c_ours,
+        "sklearn_cpu_s_per_iter": c_sk,
+        "speedup_cpu": c_sk / c_ours,
         "stats_pass_s": t_stats,
         "stats_pass_gflops": flops / t_stats / 1e9,
         "fraction_of_matmul_peak": flops / t_stats / 1e9 / peak[np.dtype(dtype).name],
@@ -244,6 +309,28 @@ def to_markdown(res: SpeedResults) -> str:
             f"~{s['estimated_sklearn_s_per_iter']:.0f} s per iteration"
             for s in res.skipped
         ]
+    if res.floor:
+        f = res.floor
+        lines += [
+            "",
+            f"Arithmetic floor (NumPy, same process): GEMM {f['gemm_gflops']:.1f} GFLOP/s "
+            f"((N,d)@(d,kd) {f['gemm_estep_gflops']:.1f}, (kd,N)@(N,d) "
+            f"{f['gemm_moments_gflops']:.1f}); read {f['read_gb_s']:.1f} GB/s, copy "
+            f"{f['copy_gb_s']:.1f} GB/s; floor per iteration: full 4Nkd^2 flops = "
+            f"{f['full_floor_s']:.4f} s, diag 3 passes over X = {f['diag_floor_s']:.4f} s.",
+            "",
+            "| cov | sklearn s/iter | gmmscape s/iter | speed-up (wall) | sklearn CPU-s/iter | "
+            "gmmscape CPU-s/iter | speed-up (CPU) | floor s | gmmscape / floor | load |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for c in res.cells:
+            lines.append(
+                f"| {c['covariance_type']} | {c['sklearn_s_per_iter']:.4f} | "
+                f"{c['gmmscape_s_per_iter']:.4f} | **{c['speedup']:.1f}x** | "
+                f"{c['sklearn_cpu_s_per_iter']:.4f} | {c['gmmscape_cpu_s_per_iter']:.4f} | "
+                f"{c['speedup_cpu']:.1f}x | {c['floor_s']:.4f} | "
+                f"**{c['gmmscape_over_floor']:.1f}x** | {c['loadavg_before'][0]:.1f} |"
+            )
     lines += ["", f"Total run time {res.seconds:.0f} s."]
     return "\n".join(lines) + "\n"
 
@@ -273,13 +360,27 @@ def main():
         default=None,
         help="gmmscape's n_threads (default: all usable cores); the results get a suffix",
     )
+    ap.add_argument(
+        "--one-thread",
+        action="store_true",
+        help="re-run in a process with OMP/OPENBLAS/MKL_NUM_THREADS=1, XLA on one thread and "
+        "gmmscape's n_threads=1 (single-threaded CPU seconds); results get a _1thread suffix",
+    )
     args = ap.parse_args()
+    if args.one_thread:
+        env = dict(os.environ, **dict.fromkeys(ONE_THREAD_VARS, "1"), XLA_FLAGS=ONE_THREAD_XLA)
+        if os.environ.get("XLA_FLAGS") != ONE_THREAD_XLA:
+            os.execve(sys.executable, [sys.executable, *sys.argv], env)
+        args.threads = 1
     import jax
     import sklearn
 
     t_start = time.perf_counter()
     name = "estimator_speed_quick" if args.quick else "estimator_speed"
-    name += "" if args.threads is None else f"_threads{args.threads}"
+    if args.one_thread:
+        name += "_1thread"
+    elif args.threads is not None:
+        name += f"_threads{args.threads}"
     peak = {"float64": matmul_rate(np.float64), "float32": matmul_rate(np.float32)}
     res = SpeedResults(
         machine={
@@ -294,15 +395,20 @@ def main():
     )
     if args.headline:
         name = name.replace("estimator_speed", "estimator_speed_headline")
+        res.floor = arithmetic_floor(*HEADLINE)
+        res.machine["load_at_floor"] = list(os.getloadavg())
         for _ in range(args.headline):
             for ct in ("full", "diag"):
                 cell = run_cell(*HEADLINE, ct, np.float64, peak, {}, reps=3, threads=args.threads)
+                cell["floor_s"] = res.floor[f"{ct}_floor_s"]
+                cell["gmmscape_over_floor"] = cell["gmmscape_s_per_iter"] / cell["floor_s"]
                 res.cells.append(cell)
                 res.seconds = time.perf_counter() - t_start
                 write_json(res, RESULTS / f"{name}.json")
                 (RESULTS / f"{name}.md").write_text(to_markdown(res))
                 print(
-                    f"{ct}: speed-up {cell['speedup']:.1f}x, loglik rel diff "
+                    f"{ct}: speed-up {cell['speedup']:.1f}x (CPU {cell['speedup_cpu']:.1f}x), "
+                    f"{cell['gmmscape_over_floor']:.1f}x the floor, loglik rel diff "
                     f"{cell['loglik_rel_diff']:.1e}, load {cell['loadavg_before'][0]:.1f}",
                     flush=True,
                 )
