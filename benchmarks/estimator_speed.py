@@ -85,10 +85,12 @@ def matmul_rate(dtype, n=2048, reps=5) -> float:
 def arithmetic_floor(n, d, k, reps=5) -> dict:
     """This machine's floor for one iteration of the headline cell, measured with NumPy.
 
-    * GEMM rate: float64 ``(n, d) @ (d, k d)`` (the E-step's product with every precision
-      factor) and ``(k d, n) @ (n, d)`` (the second moments), best of ``reps`` each; their
-      combined rate (total flops over total time) prices the ``4 n k d^2`` flops of a full
-      iteration.
+    * GEMM rate: float64 ``(m, d) @ (d, k d)`` (the E-step's product with every precision
+      factor) and ``(k d, m) @ (m, d)`` (the second moments) for one chunk of ``m`` rows
+      (the rows of a fit's chunk, ``chunk_layout``: the operands stay in cache), best of
+      ``20 reps`` each; their combined rate (total flops over total time) prices the
+      ``4 n k d^2`` flops of a full iteration. The same products over all ``n`` rows at once
+      (``*_whole``) are memory-bound (a 2 GB product) and only recorded.
     * Memory bandwidth: ``X.sum()`` of the ``(n, d)`` float64 data (read) and
       ``np.copyto`` into a second array (read + write), best of ``reps``; the read rate
       prices the three passes over X (``3 n d 8`` bytes) of a diag iteration.
@@ -101,31 +103,40 @@ def arithmetic_floor(n, d, k, reps=5) -> dict:
     y = np.empty((n, k * d))
     r = rng.standard_normal((n, k * d))
 
-    def best(f, clock):
+    def best(f, clock, times=reps):
         f()
         out = np.inf
-        for _ in range(reps):
+        for _ in range(times):
             t0 = clock()
             f()
             out = min(out, clock() - t0)
         return out
 
+    from gmmscape.estimator._gaussian_mixture import chunk_layout
+
+    m = chunk_layout(n, k, d)[0]
+    xm, ym, rm = x[:m], y[:m], r[:m]
     fl = 2 * n * d * k * d
+    flm = 2 * m * d * k * d
     x2 = np.empty_like(x)
-    res = {}
+    res = {"chunk_rows": m}
     # wall time (the floor of a wall-time iteration) and process CPU time (all threads:
     # with one thread, the floor of a CPU-second iteration, less inflated by the load)
     for suffix, clock in (("", time.perf_counter), ("_cpu", time.process_time)):
-        t_e = best(lambda: np.matmul(x, p, out=y), clock)
-        t_m = best(lambda: r.T @ x, clock)
+        t_ew = best(lambda: np.matmul(x, p, out=y), clock)
+        t_mw = best(lambda: r.T @ x, clock)
+        t_e = best(lambda: np.matmul(xm, p, out=ym), clock, 20 * reps)
+        t_m = best(lambda: rm.T @ xm, clock, 20 * reps)
         t_sum = best(x.sum, clock)
         t_copy = best(lambda: np.copyto(x2, x), clock)
-        gemm = 2 * fl / (t_e + t_m) / 1e9
+        gemm = 2 * flm / (t_e + t_m) / 1e9
         read = n * d * 8 / t_sum / 1e9
         res.update(
             {
-                f"gemm_estep_gflops{suffix}": fl / t_e / 1e9,
-                f"gemm_moments_gflops{suffix}": fl / t_m / 1e9,
+                f"gemm_estep_gflops{suffix}": flm / t_e / 1e9,
+                f"gemm_moments_gflops{suffix}": flm / t_m / 1e9,
+                f"gemm_estep_whole_gflops{suffix}": fl / t_ew / 1e9,
+                f"gemm_moments_whole_gflops{suffix}": fl / t_mw / 1e9,
                 f"gemm_gflops{suffix}": gemm,
                 f"read_gb_s{suffix}": read,
                 f"copy_gb_s{suffix}": 2 * n * d * 8 / t_copy / 1e9,
@@ -321,7 +332,8 @@ def to_markdown(res: SpeedResults) -> str:
         lines += [
             "",
             f"Arithmetic floor (NumPy, same process): GEMM {f['gemm_gflops']:.1f} GFLOP/s "
-            f"((N,d)@(d,kd) {f['gemm_estep_gflops']:.1f}, (kd,N)@(N,d) "
+            f"on chunks of {f['chunk_rows']} rows ((m,d)@(d,kd) {f['gemm_estep_gflops']:.1f}, "
+            f"(kd,m)@(m,d) "
             f"{f['gemm_moments_gflops']:.1f}); read {f['read_gb_s']:.1f} GB/s, copy "
             f"{f['copy_gb_s']:.1f} GB/s; floor per iteration: full 4Nkd^2 flops = "
             f"{f['full_floor_s']:.4f} s, diag 3 passes over X = {f['diag_floor_s']:.4f} s. "
