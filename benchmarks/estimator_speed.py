@@ -29,6 +29,12 @@ float64) first, and the results are saved after every cell. A cell whose estimat
 scikit-learn iteration time exceeds ``--cap`` seconds is skipped and listed as such.
 The machine is shared with other jobs: ``os.getloadavg()`` is recorded with every cell.
 
+``--one-thread`` re-runs the script with OMP/OPENBLAS/MKL_NUM_THREADS=1, XLA on one thread
+and gmmscape's ``n_threads=1``. Every cell records process CPU seconds per iteration next
+to the wall time; ``--headline`` also measures this machine's arithmetic floor
+(``arithmetic_floor``: chunk-sized GEMM rate and read bandwidth, with NumPy) and gives
+gmmscape's time per iteration as a multiple of it.
+
 Run: ``.venv/bin/python benchmarks/estimator_speed.py`` (full grid, about 20 min) or
 ``--quick`` (small sizes, seconds). Results: ``benchmarks/results/estimator_speed.{json,md}``.
 """
