@@ -41,8 +41,11 @@ families = LazyModule("gmmscape.core.families")
 #: The covariance types (families of :mod:`gmmscape.core.families` with free covariances).
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
-#: Elements of one chunk's largest intermediate (rows x k x d) when chunk_size is None.
-CHUNK_BUDGET = 2**20
+#: Elements of one chunk's largest intermediate (rows x k x d) when chunk_size is None:
+#: 1024 rows at d = k = 16, which ran a pass 7% (full) to 8% (diag) faster than 4096
+#: rows (N = 2.5e5, one thread; benchmarks/results/estimator_profile.md has the same
+#: trend at N = 1e6).
+CHUNK_BUDGET = 2**18
 #: Fewest rows a chunk is padded to: every input of up to this many rows (a small data
 #: set, a cross-validation fold, a batch to predict) runs the same compiled programs.
 MIN_ROWS = 256
