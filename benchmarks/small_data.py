@@ -59,7 +59,7 @@ import json, os, resource, time
 t0 = time.perf_counter()
 lib, case = {lib!r}, {case!r}
 counts = {{"traced": 0, "backend_compiles": 0, "cache_hits": 0}}
-if lib == "gmmscape":
+if lib == "gmmscape" and case != "import":  # the import case must not load JAX itself
     import jax.monitoring as mon
 
     def _dur(name, secs, **kw):
@@ -74,6 +74,7 @@ if lib == "gmmscape":
 
     mon.register_event_duration_secs_listener(_dur)
     mon.register_event_listener(_ev)
+if lib == "gmmscape":
     from gmmscape import GaussianMixture
 else:
     from sklearn.mixture import GaussianMixture

@@ -46,6 +46,10 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 #: rows (N = 2.5e5, one thread; benchmarks/results/estimator_profile.md has the same
 #: trend at N = 1e6).
 CHUNK_BUDGET = 2**18
+#: Data whose largest intermediate (n x k x d per start) holds at most this many elements
+#: is not chunked: one padded chunk (32 MB in float64), so the E-step compiles no loop and
+#: every such fit of a (k, d) runs the same programs.
+SINGLE_CHUNK = 2**22
 #: Fewest rows a chunk is padded to: every input of up to this many rows (a small data
 #: set, a cross-validation fold, a batch to predict) runs the same compiled programs.
 MIN_ROWS = 256
@@ -66,10 +70,10 @@ def _is_dask(X) -> bool:
 def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | None = None):
     """Rows per chunk and number of chunks for ``n`` points.
 
-    Small inputs are padded to a power of two of at least :data:`MIN_ROWS` rows (few
-    distinct compiled shapes); large ones
-    are cut into chunks whose ``(rows, k, d)`` intermediates hold about
-    :data:`CHUNK_BUDGET` elements per start.
+    Inputs whose ``(n, k, d)`` intermediate holds at most :data:`SINGLE_CHUNK` elements
+    per start are one chunk padded to a power of two of at least :data:`MIN_ROWS` rows
+    (few distinct compiled shapes); larger ones are cut into chunks whose
+    ``(rows, k, d)`` intermediates hold at most :data:`CHUNK_BUDGET` elements per start.
 
     Parameters
     ----------
@@ -86,6 +90,8 @@ def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | Non
     n_chunks : int
     """
     if chunk_size is None:
+        if n * k * d * n_batch <= SINGLE_CHUNK:  # small data: one chunk, fewest programs
+            return max(MIN_ROWS, chunks.next_pow2(n)), 1
         rows = chunks.chunk_length(k * d * n_batch, CHUNK_BUDGET, lo=256)
     else:
         rows = int(chunk_size)
