@@ -348,6 +348,11 @@ def m_step(
 #: Above this many elements of one pass over the data (rows x components x features),
 #: compiling once per exact ``n_components`` costs less than padding would.
 PAD_LIMIT = 2**24
+#: On tiny data (a pass over ``TINY_K`` components of at most ``TINY_PASS`` elements:
+#: iris, wine) every ``n_components <= TINY_K`` is padded to ``TINY_K``; the arithmetic
+#: is negligible there, and a grid search over k compiles once per covariance type.
+TINY_K = 8
+TINY_PASS = 2**17
 
 
 def component_bucket(k: int, n_rows: int = 0, d: int = 1) -> int:
@@ -361,6 +366,7 @@ def component_bucket(k: int, n_rows: int = 0, d: int = 1) -> int:
     the rounding of differently blocked matrix products). Padding costs at most 50%
     more arithmetic per pass, so it is applied only while one pass over the data
     (``n_rows * k * d`` elements) is below :data:`PAD_LIMIT`, where compiling dominates.
+    On tiny data (see :data:`TINY_PASS`) every ``k <= 8`` is padded to 8.
 
     Parameters
     ----------
@@ -375,6 +381,8 @@ def component_bucket(k: int, n_rows: int = 0, d: int = 1) -> int:
         The padded number of components, ``>= k``.
     """
     k = int(k)
+    if k <= TINY_K and 0 < n_rows * d * TINY_K <= TINY_PASS:
+        return TINY_K  # tiny data: every k up to 8 runs one program
     if k <= 3 or n_rows * k * d >= PAD_LIMIT:
         return k
     p = 1 << (k - 1).bit_length()  # next power of two >= k
