@@ -43,8 +43,10 @@ from gmmscape.core.mixture import Mixture
 from gmmscape.core.stats import Stats, normalize_log
 
 #: The covariance types of :class:`~gmmscape.estimator.GaussianMixture` (families of
-#: :mod:`gmmscape.core.families` with a free covariance).
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+#: :mod:`gmmscape.core.families` with a free covariance): scikit-learn's four and
+#: mclust's models by their names (VII, VVI, EEE and VVV are spherical, diag, tied and
+#: full).
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical", *families.MCLUST_MODELS)
 
 
 class Params(NamedTuple):
