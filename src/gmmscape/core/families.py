@@ -319,11 +319,70 @@ def _scatter_eei(nk, s1, s2, w, means, nk_safe):
     return jnp.broadcast_to(jnp.sum(wd, axis=0) / w, wd.shape)
 
 
-def _scatter_evi(nk, s1, s2, w, means, nk_safe):
-    wd, live = _w_diag(nk, s1, s2, w, means, nk_safe)
+def _equal_volume(wd, live, w):
+    """``lambda A_k`` with one volume and a shape per component, from diagonals ``wd``
+    (k, d) of scatter matrices: ``A_k = wd_k / |wd_k|^(1/d)``, ``lambda = sum_k
+    |wd_k|^(1/d) / W`` (Celeux & Govaert's EVI, also EVE in its common frame)."""
     wd = jnp.where(live[:, None], wd, 1.0)
     g = _geo_mean(wd)  # |diag W_k|^(1/d)
     return jnp.sum(jnp.where(live, g, 0.0)) / w * wd / g[:, None]
+
+
+def _scatter_evi(nk, s1, s2, w, means, nk_safe):
+    wd, live = _w_diag(nk, s1, s2, w, means, nk_safe)
+    return _equal_volume(wd, live, w)
+
+
+def _common_orientation(wk, live, nk, deltas_of):
+    """``Sigma_k = D diag(delta_k) D^T`` with one orientation ``D`` (EVE, VVE).
+
+    Alternates ``delta = deltas_of(diag(D^T W_k D))`` with the majorization-minimization
+    step for ``D`` of Browne & McNicholas (2014): ``D <- U V^T`` for the SVD ``U S V^T``
+    of ``sum_k (w_k I - W_k) D diag(1 / delta_k)``, ``w_k`` the largest eigenvalue of
+    ``W_k``, a step that never increases ``sum_k tr(W_k Sigma_k^-1)``. Starts from the
+    eigenvectors of ``sum_k W_k``; stops when the objective ``sum_k tr(W_k Sigma_k^-1) +
+    N_k log|Sigma_k|`` changes by less than ``eps^(3/4)`` relative or after
+    :data:`INNER_MAX_ITER` steps. Returns the covariances (k, d, d).
+    """
+    wk = jnp.where(live[:, None, None], wk, 0.0)
+    dtype = wk.dtype
+    top = jnp.linalg.eigvalsh(wk)[:, -1]
+    eye = jnp.eye(wk.shape[-1], dtype=dtype)
+    tol = jnp.finfo(dtype).eps ** 0.75
+    nk_live = jnp.where(live, nk, 0.0)
+
+    def deltas(dm):
+        proj = jnp.einsum("ai,kab,bi->ki", dm, wk, dm)
+        delta = jnp.where(live[:, None], deltas_of(proj), 1.0)
+        return delta, jnp.sum(proj / delta) + jnp.sum(nk_live[:, None] * jnp.log(delta))
+
+    def cond(state):
+        it, _, _, prev, obj = state
+        return (it < INNER_MAX_ITER) & (jnp.abs(prev - obj) > tol * jnp.abs(obj))
+
+    def body(state):
+        it, dm, delta, _, obj = state
+        f = jnp.einsum("kab,bi,ki->ai", top[:, None, None] * eye - wk, dm, 1.0 / delta)
+        u, _, vt = jnp.linalg.svd(f)
+        new = u @ vt
+        return it + 1, new, *deltas(new), obj
+
+    d0 = jnp.linalg.eigh(jnp.sum(wk, axis=0))[1]
+    delta0, obj0 = deltas(d0)
+    init = (0, d0, delta0, jnp.asarray(jnp.inf, dtype), obj0)
+    _, dm, delta, _, _ = jax.lax.while_loop(cond, body, init)
+    return _rotate(jnp.broadcast_to(dm, wk.shape), delta)
+
+
+def _scatter_eve(nk, s1, s2, w, means, nk_safe):
+    wk, live = _w_full(nk, s1, s2, w, means, nk_safe)
+    return _common_orientation(wk, live, nk, lambda proj: _equal_volume(proj, live, w))
+
+
+def _scatter_vve(nk, s1, s2, w, means, nk_safe):
+    wk, live = _w_full(nk, s1, s2, w, means, nk_safe)
+    nk_l = jnp.where(live, nk, 1.0)
+    return _common_orientation(wk, live, nk, lambda proj: proj / nk_l[:, None])
 
 
 def _scatter_vei(nk, s1, s2, w, means, nk_safe):
@@ -335,9 +394,7 @@ def _scatter_vei(nk, s1, s2, w, means, nk_safe):
         return b / _geo_mean(b)
 
     lam0 = jnp.sum(wd, axis=1) / (d * jnp.where(live, nk, 1.0))
-    lam, a = _volume_shape(
-        lambda a: jnp.sum(wd / a, axis=1), shape_of, lam0, live, nk, d, wd.dtype
-    )
+    lam, a = _volume_shape(lambda a: jnp.sum(wd / a, axis=1), shape_of, lam0, live, nk, d, wd.dtype)
     return jnp.where(live, lam, 1.0)[:, None] * a
 
 
@@ -374,9 +431,7 @@ def _scatter_vev(nk, s1, s2, w, means, nk_safe):
         return b / _geo_mean(b)
 
     lam0 = jnp.sum(om, axis=1) / (d * jnp.where(live, nk, 1.0))
-    lam, a = _volume_shape(
-        lambda a: jnp.sum(om / a, axis=1), shape_of, lam0, live, nk, d, om.dtype
-    )
+    lam, a = _volume_shape(lambda a: jnp.sum(om / a, axis=1), shape_of, lam0, live, nk, d, om.dtype)
     return _rotate(vec, jnp.where(live, lam, 1.0)[:, None] * a)
 
 
@@ -419,7 +474,8 @@ def _like(base: str, name: str, scatter=None, n_cov_params=None) -> Family:
 #: VII, VVI, EEE and VVV are scikit-learn's spherical, diag, tied and full under
 #: mclust's names (the same functions and storage).
 MCLUST_MODELS: tuple[str, ...] = (
-    "EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EEV", "VEV", "EVV", "VVV",
+    "EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV", "VEV",
+    "EVV", "VVV",
 )  # fmt: skip
 FAMILIES.update(
     (f.name, f)
@@ -432,6 +488,8 @@ FAMILIES.update(
         _like("diag", "VVI"),
         _like("tied", "EEE"),
         _like("full", "VEE", _scatter_vee, lambda k, d: k + _tri(d) - 1),
+        _like("full", "EVE", _scatter_eve, lambda k, d: 1 + k * (d - 1) + _tri(d) - d),
+        _like("full", "VVE", _scatter_vve, lambda k, d: k * d + _tri(d) - d),
         _like("full", "EEV", _scatter_eev, lambda k, d: d + k * (_tri(d) - d)),
         _like("full", "VEV", _scatter_vev, lambda k, d: k + d - 1 + k * (_tri(d) - d)),
         _like("full", "EVV", _scatter_evv, lambda k, d: 1 + k * (_tri(d) - 1)),
