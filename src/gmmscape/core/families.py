@@ -21,6 +21,16 @@ isotropic   ()                  ()                      one variance shared by a
                                                         keeps it frozen)
 =========== =================== ======================= ================================
 
+mclust's eigen-decomposition models ``Sigma_k = lambda_k D_k A_k D_k^T`` (volume,
+shape, orientation; Equal, Variable or Identity across components) are entries stored as
+one of the first four, each with its own M-step (``scatter``) and parameter count
+(mclust's ``nMclustParams`` less the means and weights): EII, VII (= spherical) as
+``(k,)``; EEI, VEI, EVI, VVI (= diag) as ``(k, d)``; EEE (= tied) as ``(d, d)``; VEE,
+EVE, VVE, EEV, VEV, EVV, VVV (= full) as ``(k, d, d)``. Closed forms (Celeux & Govaert
+1995) for all but VEI, VEE, VEV (alternating volumes and shape) and EVE, VVE (common
+orientation by majorization-minimization, Browne & McNicholas 2014), iterated inside the
+M-step. An equal-parameter model stores its common value once per component.
+
 The second moments ``s2`` a family sums over points ``x`` with weighted
 responsibilities ``wr`` are ``sum wr_k x x^T`` (full), ``sum w x x^T`` (tied) or
 ``sum wr_k x**2`` (diag, spherical, isotropic).
