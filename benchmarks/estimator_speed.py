@@ -29,6 +29,12 @@ float64) first, and the results are saved after every cell. A cell whose estimat
 scikit-learn iteration time exceeds ``--cap`` seconds is skipped and listed as such.
 The machine is shared with other jobs: ``os.getloadavg()`` is recorded with every cell.
 
+``--one-thread`` re-runs the script with OMP/OPENBLAS/MKL_NUM_THREADS=1, XLA on one thread
+and gmmscape's ``n_threads=1``. Every cell records process CPU seconds per iteration next
+to the wall time; ``--headline`` also measures this machine's arithmetic floor
+(``arithmetic_floor``: chunk-sized GEMM rate and read bandwidth, with NumPy) and gives
+gmmscape's time per iteration as a multiple of it.
+
 Run: ``.venv/bin/python benchmarks/estimator_speed.py`` (full grid, about 20 min) or
 ``--quick`` (small sizes, seconds). Results: ``benchmarks/results/estimator_speed.{json,md}``.
 """
@@ -38,6 +44,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -50,6 +57,8 @@ from gmmscape._files import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HEADLINE = (1_000_000, 16, 16)
+ONE_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+ONE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
 @dataclass
@@ -60,6 +69,7 @@ class SpeedResults:
     matmul_gflops: dict
     cells: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
+    floor: dict = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -78,6 +88,71 @@ def matmul_rate(dtype, n=2048, reps=5) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def arithmetic_floor(n, d, k, reps=5) -> dict:
+    """This machine's floor for one iteration of the headline cell, measured with NumPy.
+
+    * GEMM rate: float64 ``(m, d) @ (d, k d)`` (the E-step's product with every precision
+      factor) and ``(k d, m) @ (m, d)`` (the second moments) for one chunk of ``m`` rows
+      (the rows of a fit's chunk, ``chunk_layout``: the operands stay in cache), best of
+      ``20 reps`` each; their combined rate (total flops over total time) prices the
+      ``4 n k d^2`` flops of a full iteration. The same products over all ``n`` rows at once
+      (``*_whole``) are memory-bound (a 2 GB product) and only recorded.
+    * Memory bandwidth: ``X.sum()`` of the ``(n, d)`` float64 data (read) and
+      ``np.copyto`` into a second array (read + write), best of ``reps``; the read rate
+      prices the three passes over X (``3 n d 8`` bytes) of a diag iteration.
+
+    BLAS uses the threads the process allows (OPENBLAS_NUM_THREADS etc.).
+    """
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, d))
+    p = rng.standard_normal((d, k * d))
+    y = np.empty((n, k * d))
+    r = rng.standard_normal((n, k * d))
+
+    def best(f, clock, times=reps):
+        f()
+        out = np.inf
+        for _ in range(times):
+            t0 = clock()
+            f()
+            out = min(out, clock() - t0)
+        return out
+
+    from gmmscape.estimator._gaussian_mixture import chunk_layout
+
+    m = chunk_layout(n, k, d)[0]
+    xm, ym, rm = x[:m], y[:m], r[:m]
+    fl = 2 * n * d * k * d
+    flm = 2 * m * d * k * d
+    x2 = np.empty_like(x)
+    res = {"chunk_rows": m}
+    # wall time (the floor of a wall-time iteration) and process CPU time (all threads:
+    # with one thread, the floor of a CPU-second iteration, less inflated by the load)
+    for suffix, clock in (("", time.perf_counter), ("_cpu", time.process_time)):
+        t_ew = best(lambda: np.matmul(x, p, out=y), clock)
+        t_mw = best(lambda: r.T @ x, clock)
+        t_e = best(lambda: np.matmul(xm, p, out=ym), clock, 20 * reps)
+        t_m = best(lambda: rm.T @ xm, clock, 20 * reps)
+        t_sum = best(x.sum, clock)
+        t_copy = best(lambda: np.copyto(x2, x), clock)
+        gemm = 2 * flm / (t_e + t_m) / 1e9
+        read = n * d * 8 / t_sum / 1e9
+        res.update(
+            {
+                f"gemm_estep_gflops{suffix}": flm / t_e / 1e9,
+                f"gemm_moments_gflops{suffix}": flm / t_m / 1e9,
+                f"gemm_estep_whole_gflops{suffix}": fl / t_ew / 1e9,
+                f"gemm_moments_whole_gflops{suffix}": fl / t_mw / 1e9,
+                f"gemm_gflops{suffix}": gemm,
+                f"read_gb_s{suffix}": read,
+                f"copy_gb_s{suffix}": 2 * n * d * 8 / t_copy / 1e9,
+                f"full_floor{suffix}_s": 4 * n * k * d * d / (gemm * 1e9),
+                f"diag_floor{suffix}_s": 3 * n * d * 8 / (read * 1e9),
+            }
+        )
+    return res
+
+
 def make_data(n, d, k, dtype, seed=0):
     """Points from a random mixture and a start shared by both estimators."""
     rng = np.random.default_rng(seed)
@@ -90,12 +165,18 @@ def make_data(n, d, k, dtype, seed=0):
     return X.astype(dtype), start
 
 
-def fit_time(cls, X, kw, iters):
+def fit_times(cls, X, kw, iters):
+    """Wall seconds, process CPU seconds (all threads) and the fitted estimator."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         gm = cls(max_iter=iters, **kw).fit(X)
-        return time.perf_counter() - t0, gm
+        return time.perf_counter() - t0, time.process_time() - c0, gm
+
+
+def fit_time(cls, X, kw, iters):
+    t, _, gm = fit_times(cls, X, kw, iters)
+    return t, gm
 
 
 def per_iteration(cls, X, kw, r, warm=False, reps=1, target_s=None, r_max=None):
@@ -115,13 +196,18 @@ def per_iteration(cls, X, kw, r, warm=False, reps=1, target_s=None, r_max=None):
             if r_new != r:  # another iteration count may compile another trace length
                 r = r_new
                 fit_time(cls, X, kw, 1 + r)
-    t0s, t1s, gm = [], [], None
+    t0s, t1s, c0s, c1s, gm = [], [], [], [], None
     for _ in range(reps):  # interleaved, so both see the same load; minimum of each
-        t0s.append(fit_time(cls, X, kw, 1)[0])
-        t1, gm = fit_time(cls, X, kw, 1 + r)
+        t0, c0, _ = fit_times(cls, X, kw, 1)
+        t1, c1, gm = fit_times(cls, X, kw, 1 + r)
+        t0s.append(t0)
         t1s.append(t1)
+        c0s.append(c0)
+        c1s.append(c1)
     diff = min(t1s) - min(t0s)
-    return (diff / r if diff > 0 else float("nan")), gm, r
+    cdiff = min(c1s) - min(c0s)
+    per_cpu = cdiff / r if cdiff > 0 else float("nan")
+    return (diff / r if diff > 0 else float("nan")), gm, r, per_cpu
 
 
 def stats_pass_rate(gm, X, ct, reps=3):
@@ -129,6 +215,7 @@ def stats_pass_rate(gm, X, ct, reps=3):
 
     The pass a fit runs: the same chunks, summed by the same number of host threads.
     """
+    import jax
     import jax.numpy as jnp
 
     from gmmscape.estimator import _kernels as K
@@ -147,11 +234,11 @@ def stats_pass_rate(gm, X, ct, reps=3):
     fd.threads = stat_threads(gm.n_threads, n_chunks)
     p = gm._fitted_params(X.dtype)
     batch = K.Params(*(jnp.asarray(a)[None] for a in p))
-    fd.stats(batch).nk.block_until_ready()
+    jax.block_until_ready(fd.stats(batch))
     best = np.inf
     for _ in range(reps):
         t0 = time.perf_counter()
-        fd.stats(batch).nk.block_until_ready()
+        jax.block_until_ready(fd.stats(batch))
         best = min(best, time.perf_counter() - t0)
     return best
 
@@ -184,10 +271,10 @@ def run_cell(n, d, k, ct, dtype, peak, sk_rate, reps=None, threads=None):
     load0 = os.getloadavg()
     ours = dict(kw, n_threads=threads)
     # gmmscape's iterations are cheap: time about 2 s of them (up to 10 r, at least r)
-    t_ours, g_ours, r_ours = per_iteration(
+    t_ours, g_ours, r_ours, c_ours = per_iteration(
         GaussianMixture, X, ours, r, warm=True, reps=reps, target_s=2.0, r_max=max(10 * r, 10)
     )
-    t_sk, g_sk, _ = per_iteration(SkGM, X, kw, r, reps=reps)
+    t_sk, g_sk, _, c_sk = per_iteration(SkGM, X, kw, r, reps=reps)
     if r_ours != r:  # the log-likelihood comparison needs the same number of iterations
         _, g_ours = fit_time(GaussianMixture, X, ours, 1 + r)
     t_stats = stats_pass_rate(g_ours, X, ct)
@@ -206,6 +293,9 @@ def run_cell(n, d, k, ct, dtype, peak, sk_rate, reps=None, threads=None):
         "gmmscape_s_per_iter": t_ours,
         "sklearn_s_per_iter": t_sk,
         "speedup": t_sk / t_ours,
+        "gmmscape_cpu_s_per_iter": c_ours,
+        "sklearn_cpu_s_per_iter": c_sk,
+        "speedup_cpu": c_sk / c_ours,
         "stats_pass_s": t_stats,
         "stats_pass_gflops": flops / t_stats / 1e9,
         "fraction_of_matmul_peak": flops / t_stats / 1e9 / peak[np.dtype(dtype).name],
@@ -244,6 +334,34 @@ def to_markdown(res: SpeedResults) -> str:
             f"~{s['estimated_sklearn_s_per_iter']:.0f} s per iteration"
             for s in res.skipped
         ]
+    if res.floor:
+        f = res.floor
+        lines += [
+            "",
+            f"Arithmetic floor (NumPy, same process): GEMM {f['gemm_gflops']:.1f} GFLOP/s "
+            f"on chunks of {f['chunk_rows']} rows ((m,d)@(d,kd) {f['gemm_estep_gflops']:.1f}, "
+            f"(kd,m)@(m,d) "
+            f"{f['gemm_moments_gflops']:.1f}); read {f['read_gb_s']:.1f} GB/s, copy "
+            f"{f['copy_gb_s']:.1f} GB/s; floor per iteration: full 4Nkd^2 flops = "
+            f"{f['full_floor_s']:.4f} s, diag 3 passes over X = {f['diag_floor_s']:.4f} s. "
+            f"Timed in process CPU seconds: GEMM {f['gemm_gflops_cpu']:.1f} GFLOP/s, read "
+            f"{f['read_gb_s_cpu']:.1f} GB/s; floor full {f['full_floor_cpu_s']:.4f} CPU-s, "
+            f"diag {f['diag_floor_cpu_s']:.4f} CPU-s.",
+            "",
+            "| cov | sklearn s/iter | gmmscape s/iter | speed-up (wall) | sklearn CPU-s/iter | "
+            "gmmscape CPU-s/iter | speed-up (CPU) | floor s | gmmscape / floor (wall) | "
+            "floor CPU-s | gmmscape / floor (CPU) | load |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for c in res.cells:
+            lines.append(
+                f"| {c['covariance_type']} | {c['sklearn_s_per_iter']:.4f} | "
+                f"{c['gmmscape_s_per_iter']:.4f} | **{c['speedup']:.1f}x** | "
+                f"{c['sklearn_cpu_s_per_iter']:.4f} | {c['gmmscape_cpu_s_per_iter']:.4f} | "
+                f"{c['speedup_cpu']:.1f}x | {c['floor_s']:.4f} | "
+                f"**{c['gmmscape_over_floor']:.1f}x** | {c['floor_cpu_s']:.4f} | "
+                f"**{c['gmmscape_cpu_over_floor_cpu']:.1f}x** | {c['loadavg_before'][0]:.1f} |"
+            )
     lines += ["", f"Total run time {res.seconds:.0f} s."]
     return "\n".join(lines) + "\n"
 
@@ -273,13 +391,27 @@ def main():
         default=None,
         help="gmmscape's n_threads (default: all usable cores); the results get a suffix",
     )
+    ap.add_argument(
+        "--one-thread",
+        action="store_true",
+        help="re-run in a process with OMP/OPENBLAS/MKL_NUM_THREADS=1, XLA on one thread and "
+        "gmmscape's n_threads=1 (single-threaded CPU seconds); results get a _1thread suffix",
+    )
     args = ap.parse_args()
+    if args.one_thread:
+        env = dict(os.environ, **dict.fromkeys(ONE_THREAD_VARS, "1"), XLA_FLAGS=ONE_THREAD_XLA)
+        if os.environ.get("XLA_FLAGS") != ONE_THREAD_XLA:
+            os.execve(sys.executable, [sys.executable, *sys.argv], env)
+        args.threads = 1
     import jax
     import sklearn
 
     t_start = time.perf_counter()
     name = "estimator_speed_quick" if args.quick else "estimator_speed"
-    name += "" if args.threads is None else f"_threads{args.threads}"
+    if args.one_thread:
+        name += "_1thread"
+    elif args.threads is not None:
+        name += f"_threads{args.threads}"
     peak = {"float64": matmul_rate(np.float64), "float32": matmul_rate(np.float32)}
     res = SpeedResults(
         machine={
@@ -294,15 +426,24 @@ def main():
     )
     if args.headline:
         name = name.replace("estimator_speed", "estimator_speed_headline")
+        res.floor = arithmetic_floor(*HEADLINE)
+        res.machine["load_at_floor"] = list(os.getloadavg())
         for _ in range(args.headline):
             for ct in ("full", "diag"):
                 cell = run_cell(*HEADLINE, ct, np.float64, peak, {}, reps=3, threads=args.threads)
+                cell["floor_s"] = res.floor[f"{ct}_floor_s"]
+                cell["gmmscape_over_floor"] = cell["gmmscape_s_per_iter"] / cell["floor_s"]
+                cell["floor_cpu_s"] = res.floor[f"{ct}_floor_cpu_s"]
+                cell["gmmscape_cpu_over_floor_cpu"] = (
+                    cell["gmmscape_cpu_s_per_iter"] / cell["floor_cpu_s"]
+                )
                 res.cells.append(cell)
                 res.seconds = time.perf_counter() - t_start
                 write_json(res, RESULTS / f"{name}.json")
                 (RESULTS / f"{name}.md").write_text(to_markdown(res))
                 print(
-                    f"{ct}: speed-up {cell['speedup']:.1f}x, loglik rel diff "
+                    f"{ct}: speed-up {cell['speedup']:.1f}x (CPU {cell['speedup_cpu']:.1f}x), "
+                    f"{cell['gmmscape_over_floor']:.1f}x the floor, loglik rel diff "
                     f"{cell['loglik_rel_diff']:.1e}, load {cell['loadavg_before'][0]:.1f}",
                     flush=True,
                 )

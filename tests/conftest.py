@@ -84,7 +84,7 @@ SLOW_BY_COST: dict[str, str] = {
     "tests/test_estimator.py::test_refine_escapes_the_seed_b_local_optimum[full]": "12.43 s CPU",
     # the Jin atlas of test_landscape.py (jin_atlas) stays fast
     "tests/test_examples.py::test_example_runs_small[seed_b_atlas]": "11.91 s CPU",
-    # the sweep runs in test_sweep_* and examples/sweep_small.py, both fast
+    # the sweep runs in test_sweep_*, fast
     "tests/test_docs.py::test_code_blocks_run[sweeps.md]": "10.34 s CPU",
     # the stream runner's other tests (escape, unit step, global minimizer) stay fast
     "tests/test_dynamics_runner.py::test_stream_fixed_dataset_equals_stream_source_steps[True]": "10.18 s CPU",  # noqa: E501
@@ -95,6 +95,33 @@ SLOW_BY_COST: dict[str, str] = {
     "tests/test_landscape_studies.py::test_bifurcation_keeps_searching_until_each_delta_has_its_global_minimum": "14.14 s CPU",  # noqa: E501
     # the study-level failed-start warnings stay fast (test_landscape_studies.py)
     "tests/test_landscape_studies.py::test_a_landscape_sweep_cell_warns_when_many_starts_fail": "5.97 s CPU",  # noqa: E501
+    # measured in a fast-suite run of 471 tests (--cpu-durations, load 4 to 6):
+    # the 1-D random problems of spread 2 and 20 and the hand-made 2-D ones stay fast;
+    # make test-slow checks 80 random 1-D and 15 random 2-D problems
+    "tests/test_population_reference.py::test_matches_reference[random-1d-seed2-spread6]": "5.54 s CPU",  # noqa: E501
+    "tests/test_population_reference.py::test_error_estimates_are_honest[random-1d-seed2-spread6]": "with the above",  # noqa: E501
+    "tests/test_population_reference.py::test_matches_reference[random-1d-seed3-spread12]": "2.45 s CPU",  # noqa: E501
+    "tests/test_population_reference.py::test_error_estimates_are_honest[random-1d-seed3-spread12]": "with the above",  # noqa: E501
+    "tests/test_population_reference.py::test_matches_reference[random-2d-seed11-spread5]": "4.25 s CPU",  # noqa: E501
+    "tests/test_population_reference.py::test_error_estimates_are_honest[random-2d-seed11-spread5]": "with the above",  # noqa: E501
+    # a check of the test's own scipy reference (1-D against rotated 2-D); it runs no
+    # gmmscape code, and every reference checks its own error estimate in each fast test
+    "tests/test_population_reference.py::test_reference_is_rotation_invariant": "5.38 s CPU",
+    # the 2-D stream (2d-k2-kstar3) and the 3-D sample stay fast
+    "tests/test_sample_stream.py::test_stream_converges_to_population[1d-k3-kstar2]": "4.58 s CPU",
+    # its parts stay fast: the sweep runner (test_sweep_runner), stream-error cells
+    # (test_sweep_builtin), the report (test_sweep_report) and its figures (test_figures)
+    "tests/test_examples.py::test_example_runs_small[sweep_small]": "9.75 s CPU",
+    # far from zero: the float32 case of every covariance type and float64 full stay fast
+    "tests/test_estimator_realdata.py::test_score_and_predict_do_not_cancel_far_from_zero[float64-1700000000.0-1e-06-tied]": "2.41 s CPU",  # noqa: E501
+    "tests/test_estimator_realdata.py::test_score_and_predict_do_not_cancel_far_from_zero[float64-1700000000.0-1e-06-diag]": "2.02 s CPU",  # noqa: E501
+    "tests/test_estimator_realdata.py::test_score_and_predict_do_not_cancel_far_from_zero[float64-1700000000.0-1e-06-spherical]": "2.00 s CPU",  # noqa: E501
+    # the compiled and chunked fits far from zero stay fast, and threaded statistics
+    # are checked against scikit-learn by test_threaded_statistics_match_sklearn_and_one_loop
+    "tests/test_estimator_realdata.py::test_fit_far_from_zero_equals_fit_centred[full-threaded]": "1.68 s CPU",  # noqa: E501
+    "tests/test_estimator_realdata.py::test_fit_far_from_zero_equals_fit_centred[diag-threaded]": "1.42 s CPU",  # noqa: E501
+    # the 1-D case and the d = 5 span case stay fast (as for the Hessian above)
+    "tests/test_core.py::test_population_gradient_matches_finite_differences[truth1-model1]": "2.26 s CPU",  # noqa: E501
 }
 
 

@@ -48,6 +48,19 @@ def test_importing_gmmscape_loads_no_heavy_module():
     assert loaded == []
 
 
+def test_importing_the_estimator_loads_no_jax_until_the_first_fit():
+    # the estimator needs scikit-learn (its base classes, KMeans); JAX waits for a fit
+    code = "from gmmscape import GaussianMixture; from gmmscape.estimator import load_model"
+    loaded = _run(code + _LOADED.format(heavy=HEAVY))
+    assert "jax" not in loaded and "jaxlib" not in loaded and "matplotlib" not in loaded
+    fitted = _run(
+        "import numpy as np; from gmmscape import GaussianMixture;"
+        "GaussianMixture(2, random_state=0).fit(np.arange(20.0).reshape(10, 2))"
+        + _LOADED.format(heavy=HEAVY)
+    )
+    assert "jax" in fitted
+
+
 _COMMAND = """
 import io, json, sys
 from contextlib import redirect_stdout

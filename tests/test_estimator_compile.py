@@ -84,6 +84,19 @@ def test_a_loop_over_k_compiles_once_per_bucket():
     assert count_traces(lambda: fit(8)) == 0
 
 
+def test_restarts_are_bucketed_and_equal_separate_fits():
+    X = load_iris().data
+    assert [K.batch_bucket(b) for b in range(1, 10)] == [1, 2, 4, 4, 8, 8, 8, 8, 16]
+    assert K.batch_bucket(3, n_rows=10**6, k=16, d=16) == 3
+    GaussianMixture(3, n_init=3, random_state=0).fit(X)  # compiles the batch of 4
+    assert count_traces(lambda: GaussianMixture(3, n_init=4, random_state=1).fit(X)) == 0
+    # the padded batch keeps the best of the real starts: scikit-learn's restarts agree
+    a = GaussianMixture(3, n_init=3, random_state=2, tol=1e-8).fit(X)
+    b = SkGM(3, n_init=3, random_state=2, tol=1e-8).fit(X)
+    assert a.lower_bound_ == pytest.approx(b.lower_bound_, rel=1e-9)
+    np.testing.assert_allclose(np.sort(a.means_, 0), np.sort(b.means_, 0), rtol=1e-6)
+
+
 def test_cross_validation_and_grid_search_reuse_programs():
     X = load_iris().data
     with warnings.catch_warnings():

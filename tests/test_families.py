@@ -176,3 +176,41 @@ def test_estimator_equals_the_sample_sources_em_step(update_weights):
     np.testing.assert_allclose(gm.means_, np.asarray(model.means), rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(gm.weights_, np.asarray(model.weights), rtol=1e-11)
     np.testing.assert_allclose(gm.covariances_, sigma**2, rtol=1e-14)
+
+
+def test_one_chunking_rule():
+    from gmmscape.core.chunks import chunk_length, next_pow2, padded_length
+
+    assert [next_pow2(n) for n in (0, 1, 2, 3, 5, 256, 257)] == [1, 1, 2, 4, 8, 256, 512]
+    # the largest power of two within the budget, clamped
+    assert chunk_length(3, 100) == 32 and 32 * 3 <= 100 < 64 * 3
+    assert chunk_length(10**9, 100) == 1
+    assert chunk_length(1, 2**30, lo=256, hi=2**16) == 2**16
+    assert chunk_length(10**6, 2**20, lo=256) == 256
+    assert padded_length(150, 4096, lo=256) == 256
+    assert padded_length(1000, 4096, lo=256) == 1024
+    assert padded_length(5000, 4096, lo=256) == 4096
+
+
+@pytest.mark.parametrize("name", ["full", "tied", "diag", "spherical"])
+def test_statistics_jit_equals_eager_and_vmap_equals_loop(name):
+    import jax
+
+    from gmmscape.estimator import _kernels as K
+
+    fam = families.get(name)
+    floor = np.asarray(1e-9) if fam.scalar_variances else np.full(D_, 1e-9)
+    starts = []
+    for i in range(3):  # three parameter sets: a batch of starts
+        cov, _ = random_covariances(name)
+        c, pf, _ = fam.factor(jnp.asarray(cov), floor)
+        w = RNG.dirichlet(np.ones(K_))
+        starts.append(K.Params(jnp.asarray(w), jnp.asarray(MEANS + i), c, pf))
+    batch = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *starts)
+    xc, wc = jnp.asarray(X)[None], jnp.ones((1, len(X)))
+    vmapped = K.batched_stats(xc, wc, batch, cov_type=name)  # jitted, vmapped
+    with jax.disable_jit():
+        for i, p in enumerate(starts):
+            eager = K.chunk_stats(jnp.asarray(X), jnp.ones(len(X)), p, name)
+            for a, b in zip(eager, vmapped, strict=True):
+                np.testing.assert_allclose(b[i], a, rtol=1e-12, atol=1e-12)

@@ -46,6 +46,7 @@ UTILITIES = {
     "gmmscape",
     "gmmscape._compilation_cache",
     "gmmscape._files",
+    "gmmscape._lazy",
     "gmmscape._validation",
 }
 

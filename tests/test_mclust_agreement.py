@@ -85,6 +85,13 @@ def test_parameter_counts_equal_nmclustparams():
             assert n_cov + g * d + g - 1 == fit["npar"], (name, fit["model"], g)
 
 
+def test_covariance_types_are_the_free_families():
+    from gmmscape.estimator._gaussian_mixture import COVARIANCE_TYPES
+
+    assert set(COVARIANCE_TYPES) == set(families.FAMILIES) - {"isotropic"}
+    assert set(MODELS) <= set(COVARIANCE_TYPES) and len(MODELS) == 14
+
+
 def test_scikit_learn_names_are_mclust_models():
     for sk, mc in (("spherical", "VII"), ("diag", "VVI"), ("tied", "EEE"), ("full", "VVV")):
         a, b = families.get(sk), families.get(mc)

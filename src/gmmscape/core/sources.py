@@ -30,6 +30,7 @@ from gmmscape._validation import (
     check_positive_int,
 )
 from gmmscape.core import quadrature, updates
+from gmmscape.core.chunks import chunk_length, padded_length
 from gmmscape.core.frame import (
     Frame,
     identity_frame,
@@ -174,8 +175,7 @@ def _mean_se(w, w2, s1_w2, s2_w2, mean):
 
 def _chunk_size(k: int, r: int, hessian: bool) -> int:
     per_point = k * r * (1 + (k * r if hessian else 0)) + k
-    size = 2 ** int(np.floor(np.log2(max(_CHUNK_BUDGET // per_point, 1))))
-    return int(min(max(size, 256), 2**16))
+    return chunk_length(per_point, _CHUNK_BUDGET, lo=256, hi=2**16)
 
 
 def _sum_points(points, weights, model_r, ref_r, hessian, chunk=None) -> Stats:
@@ -190,7 +190,7 @@ def _sum_points(points, weights, model_r, ref_r, hessian, chunk=None) -> Stats:
     for start in range(0, m, chunk):
         x = points[start : start + chunk]
         w = weights[start : start + chunk]
-        size = min(chunk, max(256, 1 << int(np.ceil(np.log2(x.shape[0])))))
+        size = padded_length(x.shape[0], chunk, lo=256)
         if x.shape[0] < size:
             pad = size - x.shape[0]
             x = np.concatenate([x, np.zeros((pad, r), dtype=x.dtype)])

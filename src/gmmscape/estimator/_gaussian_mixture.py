@@ -14,12 +14,9 @@ import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from numbers import Integral, Real
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.cluster import KMeans, kmeans_plusplus
@@ -28,13 +25,32 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from gmmscape.core import families
-from gmmscape.estimator import _kernels as K
-from gmmscape.estimator._kernels import COVARIANCE_TYPES, Masks, Params
-from gmmscape.estimator._refine import refine_fit
+from gmmscape._lazy import LazyModule
+from gmmscape.core import chunks
 
-#: Elements of one chunk's largest intermediate (rows x k x d) when chunk_size is None.
-CHUNK_BUDGET = 2**21
+if TYPE_CHECKING:  # annotations only
+    from gmmscape.estimator._kernels import Params
+
+# JAX, the kernels and the covariance families are imported by the first fit, not by
+# ``from gmmscape import GaussianMixture`` (which then costs no more than scikit-learn's)
+jax = LazyModule("jax")
+jnp = LazyModule("jax.numpy")
+K = LazyModule("gmmscape.estimator._kernels")
+families = LazyModule("gmmscape.core.families")
+
+#: The covariance types (families of :mod:`gmmscape.core.families` with free covariances):
+#: scikit-learn's four and mclust's models (``families.MCLUST_MODELS``; VII, VVI, EEE and
+#: VVV are spherical, diag, tied and full), spelled out so that importing needs no jax.
+COVARIANCE_TYPES = (
+    "full", "tied", "diag", "spherical", "EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE",
+    "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
+)  # fmt: skip
+
+#: Elements of one chunk's largest intermediate (rows x k x d) when chunk_size is None:
+#: 1024 rows at d = k = 16, which ran a pass 7% (full) to 8% (diag) faster than 4096
+#: rows (N = 2.5e5, one thread; benchmarks/results/estimator_profile.md has the same
+#: trend at N = 1e6).
+CHUNK_BUDGET = 2**18
 #: Fewest rows a chunk is padded to: every input of up to this many rows (a small data
 #: set, a cross-validation fold, a batch to predict) runs the same compiled programs.
 MIN_ROWS = 256
@@ -50,10 +66,6 @@ class CollapseWarning(UserWarning):
 
 def _is_dask(X) -> bool:
     return type(X).__module__.split(".")[0] == "dask"
-
-
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, int(n - 1).bit_length())
 
 
 def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | None = None):
@@ -79,11 +91,13 @@ def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | Non
     n_chunks : int
     """
     if chunk_size is None:
-        rows = max(256, _next_pow2(CHUNK_BUDGET // max(1, k * d * n_batch)) // 2)
+        rows = chunks.chunk_length(k * d * n_batch, CHUNK_BUDGET, lo=256)
     else:
         rows = int(chunk_size)
     if n <= rows:
-        rows = max(MIN_ROWS, _next_pow2(n)) if chunk_size is None else rows
+        rows = (
+            chunks.padded_length(n, max(rows, MIN_ROWS), MIN_ROWS) if chunk_size is None else rows
+        )
         return rows, 1
     return rows, math.ceil(n / rows)
 
@@ -106,7 +120,7 @@ def trace_length(max_iter: int) -> int:
     Rounding up keeps the number of compiled variants small; the iteration limit itself
     is a runtime value.
     """
-    return max(8, _next_pow2(max(int(max_iter), 1)))
+    return max(8, chunks.next_pow2(max_iter))
 
 
 def to_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int, offset=None):
@@ -139,11 +153,6 @@ def to_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int, offset=Non
     return xp.reshape(n_chunks, rows, d), wp.reshape(n_chunks, rows)
 
 
-@partial(jax.jit, donate_argnums=0)
-def _set_chunk(buf, i, x):
-    return buf.at[i].set(x)
-
-
 def device_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int, offset=None):
     """As :func:`to_chunks`, but written chunk by chunk into one JAX array.
 
@@ -173,7 +182,7 @@ def device_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int, offset
             xi[: hi - lo] = X[lo:hi] if offset is None else X[lo:hi] - offset
         # wait for each in-place write: queuing many donated updates at once has hung
         # the CPU runtime (a race seen about once in four fits)
-        xc = _set_chunk(xc, i, xi).block_until_ready()
+        xc = K.set_chunk(xc, i, xi).block_until_ready()
     wp = np.zeros(rows * n_chunks, X.dtype)
     wp[:n] = w
     return xc, jnp.asarray(wp.reshape(n_chunks, rows))
@@ -295,6 +304,16 @@ class _FitData:
         the result has ``k``.
         """
         params, masks = K.pad_components(params, masks, self.k_pad, self.cov_type)
+        b = int(np.shape(lb0)[0])
+        rows = 0 if self.wc is None else int(np.size(self.wc))
+        b_pad = b if report else K.batch_bucket(b, rows, self.k_pad, self.d)
+        if b_pad > b:  # repeat the first start; dropped below
+
+            def grow(a):
+                a = np.asarray(a)
+                return np.concatenate([a, np.repeat(a[:1], b_pad - b, axis=0)])
+
+            params, masks, lb0 = jax.tree_util.tree_map(grow, (params, masks, lb0))
         if self.dask_x is None and self.threads <= 1:
             res = K.em_batch(
                 self.xc,
@@ -310,6 +329,7 @@ class _FitData:
             )
         else:
             res = _host_em(self, params, masks, lb0, hyper, max_iter, report)
+        res = jax.tree_util.tree_map(lambda a: np.asarray(a)[:b], res)
         return res._replace(params=K.unpad_components(res.params, self.k, self.cov_type))
 
 
@@ -749,6 +769,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.n_collapsed_ = int(res.n_collapsed[best])
         self.refine_moves_ = []
         if self.refine and self.max_iter > 0:
+            from gmmscape.estimator._refine import refine_fit
+
             params, moves, extra_trace = refine_fit(
                 self, fd, params, masks, hyper, trace_length(self.max_iter)
             )
@@ -780,7 +802,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Raise (leaving the estimator as it was) if the fitted parameters are not finite."""
         bad = [
             name
-            for name, a in zip(Params._fields, params, strict=True)
+            for name, a in zip(params._fields, params, strict=True)
             if not np.all(np.isfinite(np.asarray(a)))
         ]
         if not bad:
@@ -854,7 +876,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             lb0 = np.full((1,), self.lower_bound_, dtype)
         ones = np.ones((k,), dtype)
         zeros = np.zeros((k,), dtype)
-        m = Masks(
+        m = K.Masks(
             zeros if "weights" in freeze else ones,
             zeros if "means" in freeze else ones,
             zeros if "covariances" in freeze else ones,
@@ -1013,7 +1035,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if "precisions" in inits:
             # scikit-learn's convention (_compute_precision_cholesky_from_precisions)
             cov, pc = families.get(ct).from_precisions(inits["precisions"])
-        return Params(weights.astype(dt), means.astype(dt), cov.astype(dt), pc.astype(dt))
+        return K.Params(weights.astype(dt), means.astype(dt), cov.astype(dt), pc.astype(dt))
 
     # scikit-learn's private initialization protocol (``BaseMixture._initialize`` and
     # ``_set_parameters``), kept so that code and tests written against it work
@@ -1062,7 +1084,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _current_params(self, fd) -> Params:
         dt = fd.dtype
-        return Params(
+        return K.Params(
             np.asarray(self.weights_, dt),
             np.asarray(self.means_ - fd.offset, dt),
             np.asarray(self.covariances_, dt),
@@ -1095,7 +1117,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _fitted_params(self, dt, center=None) -> Params:
         """The fitted parameters as kernel input, means shifted by ``-center`` (d,)."""
         means = np.asarray(self.means_, np.float64) - (0.0 if center is None else center)
-        return Params(
+        return K.Params(
             np.asarray(self.weights_, dt),
             np.asarray(means, dt),
             np.asarray(self.covariances_, dt),

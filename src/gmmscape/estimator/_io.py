@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from gmmscape._files import write_json
-from gmmscape.core import families
+from gmmscape._lazy import LazyModule
+
+families = LazyModule("gmmscape.core.families")  # JAX is loaded when a model is read
 
 FORMAT = "gmmscape.GaussianMixture"
 FORMAT_VERSION = 1

@@ -42,12 +42,6 @@ from gmmscape.core.families import collapse_floor, floor_rel  # noqa: F401 (K.* 
 from gmmscape.core.mixture import Mixture
 from gmmscape.core.stats import Stats, normalize_log
 
-#: The covariance types of :class:`~gmmscape.estimator.GaussianMixture` (families of
-#: :mod:`gmmscape.core.families` with a free covariance): scikit-learn's four and
-#: mclust's models by their names (VII, VVI, EEE and VVV are spherical, diag, tied and
-#: full).
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical", *families.MCLUST_MODELS)
-
 
 class Params(NamedTuple):
     """Mixture parameters (see the module docstring for the shapes).
@@ -149,6 +143,23 @@ def moments(x: jax.Array, wr: jax.Array, cov_type: str):
     return families.get(cov_type).moments(x, wr)
 
 
+@partial(jax.jit, donate_argnums=0)
+def set_chunk(buf: jax.Array, i, x: jax.Array) -> jax.Array:
+    """``buf`` with chunk ``i`` set to ``x``, in place (the buffer is donated).
+
+    Parameters
+    ----------
+    buf : array of shape (n_chunks, m, d)
+    i : int
+    x : array of shape (m, d)
+
+    Returns
+    -------
+    array of shape (n_chunks, m, d)
+    """
+    return buf.at[i].set(x)
+
+
 def _chunk_sum(fn, *chunked, lo=0, hi=None):
     """``sum_i fn(*(a[i] for a in chunked))`` over chunks ``lo <= i < hi``, in a loop.
 
@@ -157,6 +168,8 @@ def _chunk_sum(fn, *chunked, lo=0, hi=None):
     and ``hi`` (default: every chunk; ``lo < hi``) may be traced, so host threads can sum
     disjoint ranges of the same buffer with one compiled function.
     """
+    if hi is None and chunked[0].shape[0] == 1:  # one chunk: no loop to compile
+        return fn(*(a[0] for a in chunked))
     hi = chunked[0].shape[0] if hi is None else hi
     first = fn(*(a[lo] for a in chunked))
 
@@ -366,6 +379,26 @@ def component_bucket(k: int, n_rows: int = 0, d: int = 1) -> int:
         return k
     p = 1 << (k - 1).bit_length()  # next power of two >= k
     return p * 3 // 4 if p * 3 // 4 >= k else p
+
+
+def batch_bucket(b: int, n_rows: int = 0, k: int = 1, d: int = 1) -> int:
+    """The number of starts a batch of ``b`` starts (``n_init``, refine's candidates)
+    is compiled for: the next power of two while ``b`` passes over the data stay below
+    :data:`PAD_LIMIT` elements, else ``b``. The extra starts repeat the first and are
+    dropped.
+
+    Parameters
+    ----------
+    b : int
+    n_rows, k, d : int, optional
+        Rows (padded), components (padded) and features of the data.
+
+    Returns
+    -------
+    int
+    """
+    p = 1 << max(0, int(b) - 1).bit_length()
+    return p if n_rows * k * d * p < PAD_LIMIT else int(b)
 
 
 def pad_components(params: Params, masks: Masks | None, k_pad: int, cov_type: str):

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from gmmscape.core import families
+from gmmscape._lazy import LazyModule
+
+families = LazyModule("gmmscape.core.families")
 
 
 def fit_standardized(gm, X: np.ndarray):

@@ -22,7 +22,7 @@ import numpy as np
 
 from gmmscape.core.mixture import Mixture
 from gmmscape.core.sources import population, sample, stream
-from gmmscape.experiments.output import pyplot, save_figure
+from gmmscape.experiments.output import integer_ticks, legend_below, pyplot, save_figure
 
 __all__ = ["DemoResult", "plot_demo", "run_demo"]
 
@@ -156,15 +156,18 @@ def plot_demo(result: DemoResult, out: Path) -> list[Path]:
     ax1.loglog(n, result.sample_kl_se, "k--", label="reported standard error (KL)")
     ax1.loglog(n, result.grad_error, "s-", label="largest gradient error")
     ax1.loglog(n, result.grad_se, ":", color="gray", label="its standard error")
-    ax1.set_xlabel("sample size n")
-    ax1.set_ylabel("error against the exact population value")
+    ax1.set_xlabel("sample size n (points)")
+    ax1.set_ylabel(
+        "error against the exact population value\n(KL: nats; gradient: nats per data unit)"
+    )
     ax1.set_title("Samples converge to the population at rate n^(-1/2)")
-    ax1.legend(fontsize=8)
     for name, trace in result.em_kl.items():
         ax2.semilogy(np.maximum(trace, 1e-16), label=name)
-    ax2.set_xlabel("EM step")
-    ax2.set_ylabel("KL(truth || model), exact")
+    ax2.set_xlabel("EM step (iterations)")
+    integer_ticks(ax2.xaxis)
+    ax2.set_ylabel("KL(truth || model), exact (nats)")
     ax2.set_title("EM from one start: population vs samples")
-    ax2.legend(fontsize=8)
+    legend_below(ax1)
+    legend_below(ax2, ncol=3)
     fig.tight_layout()
     return save_figure(fig, Path(out) / "demo")

@@ -70,6 +70,84 @@ def pyplot():
     return plt
 
 
+def integer_ticks(axis) -> None:
+    """Put the ticks of ``axis`` on integers only (for counts, numbers of components, k).
+
+    An axis whose values are all one integer (a count that is 0 everywhere) gets that one
+    tick, where matplotlib would otherwise fall back to ticks at fractions.
+
+    Parameters
+    ----------
+    axis : matplotlib.axis.Axis
+        ``ax.xaxis`` or ``ax.yaxis``.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
+def count_log_ticks(axis) -> None:
+    """Label a logarithmic axis of counts (steps) as plain numbers: 6 and 10, not 6x10^0.
+
+    Parameters
+    ----------
+    axis : matplotlib.axis.Axis
+        An axis on a log scale.
+    """
+    from matplotlib.ticker import LogFormatter
+
+    axis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+    axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
+#: Gap between the x label of an axes and a legend placed below it, in inches.
+LEGEND_GAP_IN = 0.06
+
+
+def legend_below(ax, ncol: int = 2, fontsize: float = 8, **kwargs):
+    """A legend under ``ax``, below its tick labels and x label, so it covers no data.
+
+    The offset is measured in inches from the axes' bottom edge (the height of its tick
+    labels and x label), so it stays right when ``tight_layout`` resizes the axes; the
+    legend takes part in the layout, which makes room for it. Call it after the x label
+    and the tick locators are set.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    ncol : int, default 2
+        Columns of legend entries.
+    fontsize : float, default 8
+    **kwargs
+        Passed to :meth:`matplotlib.axes.Axes.legend`.
+
+    Returns
+    -------
+    matplotlib.legend.Legend or None
+        None when ``ax`` has no labelled artist.
+    """
+    from matplotlib.transforms import ScaledTranslation
+
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return None
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    ax.apply_aspect()  # the box of an equal-aspect axes, as the tight box below measures it
+    below = ax.bbox.y0 - ax.get_tightbbox(renderer).y0  # pixels of ticks and label
+    shift = ScaledTranslation(0, -(below / fig.dpi + LEGEND_GAP_IN), fig.dpi_scale_trans)
+    return ax.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        bbox_transform=ax.transAxes + shift,
+        ncol=ncol,
+        fontsize=fontsize,
+        **kwargs,
+    )
+
+
 def save_figure(fig, stem: str | Path) -> list[Path]:
     """Save ``fig`` as ``stem.png`` and ``stem.svg`` (atomically) and close it.
 

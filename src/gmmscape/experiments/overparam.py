@@ -48,7 +48,13 @@ from gmmscape.core.sources import QuadratureWarning, _stream_chunk, population
 from gmmscape.dynamics import rates
 from gmmscape.dynamics.fixed import fixed_population
 from gmmscape.dynamics.runner import Trajectory, run_population, run_stream
-from gmmscape.experiments.output import finite_json, save_figure
+from gmmscape.experiments.output import (
+    count_log_ticks,
+    finite_json,
+    integer_ticks,
+    legend_below,
+    save_figure,
+)
 from gmmscape.experiments.params import OverparamParams, TrapParams
 from gmmscape.experiments.registry import ExperimentType
 from gmmscape.experiments.trap import fit_escape, trap
@@ -677,14 +683,12 @@ def plot_study(result: StudyResult, out: Path, stem: str = "overparam") -> list[
         tt = np.array([1.0, float(result.config["steps"])])
         c = max(consts)
         ax1.loglog(tt, c / np.sqrt(tt), "k:", label=f"{c:.2g} / sqrt(t): the O(1/sqrt(t)) bound")
-    ax1.set_title("Loss vs iterations (median of restarts; dashed: tail fit x 0.3)")
-    ax1.set_xlabel("iteration t")
-    ax1.set_ylabel("KL loss L_t")
-    ax1.legend(fontsize=8)
+    ax1.set_title("Loss vs iterations, median of restarts\n(dashed: tail fit x 0.3)")
+    ax1.set_xlabel("iteration t (gradient EM steps)")
+    ax1.set_ylabel("KL loss L_t (nats)")
     ax2.set_title("Parametric distance to the truth")
-    ax2.set_xlabel("iteration t")
-    ax2.set_ylabel("max_i ||mu_i|| (solid), sum_i pi_i ||mu_i||^2 (dotted)")
-    ax2.legend(fontsize=7)
+    ax2.set_xlabel("iteration t (gradient EM steps)")
+    ax2.set_ylabel("distance of the means to the truth\n(solid: data units; dotted: squared units)")
     for i, (label, res) in enumerate(result.weight_runs.items()):
         c = colors[i % len(colors)]
         t = np.array(res["steps"], dtype=float)
@@ -692,10 +696,12 @@ def plot_study(result: StudyResult, out: Path, stem: str = "overparam") -> list[
         lab = label + (f": slope -{fit['alpha']:.2f}" if fit else "")
         ax3.loglog(t[1:], _median_curve(res, "kl")[1:], color=c, label=lab)
         _fit_line(ax3, t, fit, c)
-    ax3.set_title("Effect of the mixing weights (dashed: tail fit x 0.3)")
-    ax3.set_xlabel("iteration t")
-    ax3.set_ylabel("KL loss L_t")
-    ax3.legend(fontsize=8)
+    ax3.set_title("Effect of the mixing weights\n(dashed: tail fit x 0.3)")
+    ax3.set_xlabel("iteration t (gradient EM steps)")
+    ax3.set_ylabel("KL loss L_t (nats)")
+    legend_below(ax1, ncol=1)
+    legend_below(ax2, ncol=2, fontsize=7)
+    legend_below(ax3, ncol=1)
     fig.tight_layout()
     return save_figure(fig, Path(out) / stem)
 
@@ -1061,10 +1067,10 @@ def plot_samples(result: SampleStudyResult, out: Path, stem: str = "overparam_sa
         ax.loglog(n, result.theory_rms, "-.", color="C2", label="(pi N)^(-1/4), leading order")
     ax.loglog(n, gm[0] * (n / n[0]) ** -0.25, ":", color="k", label="N^(-1/4) (theory, n=2)")
     ax.loglog(n, gm[0] * (n / n[0]) ** -0.5, ":", color="gray", label="N^(-1/2)")
-    ax.set_xlabel("sample size N")
-    ax.set_ylabel("final max_i ||mu_i - 0||")
+    ax.set_xlabel("sample size N (points)")
+    ax.set_ylabel("final max_i ||mu_i - 0|| (data units)")
     ax.set_title("Sample gradient EM: parametric error vs N")
-    ax.legend(fontsize=8)
+    legend_below(ax)
     fig.tight_layout()
     return save_figure(fig, Path(out) / stem)
 
@@ -1101,13 +1107,14 @@ def plot_trap(result, out: Path, stem: str = "trap") -> list[Path]:
         f = result.fit
         ax.semilogy(rr, np.exp(f["a"] + f["c"] * rr**2), "--",
                     label=f"fit log T = a + c R^2, c = {f['c']:.4f}")  # fmt: skip
-    xlabel = "R (distance of the far component)"
+    xlabel = "R, distance of the far component (data units)"
     if result.config["mode"] == "dimension":
-        xlabel = f"R = {result.config['c_scale']:g} sqrt(d)"
+        xlabel = f"R = {result.config['c_scale']:g} sqrt(d) (data units)"
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("steps to escape")
+    ax.set_ylabel("steps to escape (gradient EM steps)")
+    count_log_ticks(ax.yaxis)
     ax.set_title(f"Traps: escape time vs R (mode {result.config['mode']})")
-    ax.legend(fontsize=8)
+    legend_below(ax, ncol=1)
     fig.tight_layout()
     return save_figure(fig, Path(out) / stem)
 
@@ -1194,14 +1201,13 @@ def _sweep_plot(rows) -> dict:
     a = [r.get("alpha_loss") for _, r in rows]
     e = [r.get("alpha_loss_err") or 0.0 for _, r in rows]
     ok = [i for i, v in enumerate(a) if v is not None]
-    ax.errorbar([n[i] for i in ok], [a[i] for i in ok], yerr=[e[i] for i in ok], fmt="o")
+    ax.errorbar([n[i] for i in ok], [a[i] for i in ok], yerr=[e[i] for i in ok], fmt="o",
+                label="fitted alpha +- its standard error")  # fmt: skip
     ax.axhline(0.5, color="gray", ls=":", label="proven bound: alpha = 1/2")
     ax.set_xlabel("n (components)")
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("fitted tail exponent alpha of L_t")
-    ax.legend()
+    integer_ticks(ax.xaxis)
+    ax.set_ylabel("fitted tail exponent alpha of L_t\n(dimensionless, +- standard error)")
+    legend_below(ax)
     fig.tight_layout()
     return {"overparam_alpha": fig}
 
@@ -1235,9 +1241,10 @@ def _trap_plot(rows) -> dict:
         f = fit_escape(R[~c], s[~c])
         rr = np.linspace(R.min(), R.max(), 50)
         ax.semilogy(rr, np.exp(f["a"] + f["c"] * rr**2), "--", label=f"c = {f['c']:.4f}")
-    ax.set_xlabel("R")
-    ax.set_ylabel("steps to escape")
-    ax.legend()
+    ax.set_xlabel("R, distance of the far component (data units)")
+    ax.set_ylabel("steps to escape (gradient EM steps)")
+    count_log_ticks(ax.yaxis)
+    legend_below(ax, ncol=3)
     fig.tight_layout()
     return {"trap_escape": fig}
 

@@ -129,8 +129,36 @@ def run_recovery(params: RecoveryParams) -> dict:
     }
 
 
+def wilson_fractions(successes, n) -> tuple[np.ndarray, np.ndarray]:
+    """Fractions ``successes / n`` and their 95% Wilson intervals as error-bar lengths.
+
+    Parameters
+    ----------
+    successes : sequence of int, shape (m,)
+    n : int or sequence of int, shape (m,)
+        Trials behind each fraction (>= 1).
+
+    Returns
+    -------
+    fractions : ndarray of shape (m,)
+    yerr : ndarray of shape (2, m)
+        Distances from each fraction down to its interval's low end and up to its high
+        end, as ``matplotlib``'s ``errorbar(yerr=...)`` takes them.
+    """
+    from gmmscape.landscape.atlas import wilson
+
+    s = np.asarray(successes, dtype=int)
+    n = np.broadcast_to(np.asarray(n, dtype=int), s.shape)
+    fractions = s / n
+    ci = np.array([wilson(int(a), int(b)) for a, b in zip(s, n, strict=True)]).reshape(-1, 2)
+    return fractions, np.stack([fractions - ci[:, 0], ci[:, 1] - fractions])
+
+
 def plot_recovery(rows):
-    """Recovered fraction against k, one line per (method, refine, d).
+    """Recovered fraction against k with 95% Wilson intervals, one line per fit kind.
+
+    A line is one (method, refine, d, separation); lines are drawn a little apart along
+    k so that equal fractions (scikit-learn and gmmscape without refine) stay visible.
 
     Parameters
     ----------
@@ -139,35 +167,41 @@ def plot_recovery(rows):
     Returns
     -------
     dict of str to matplotlib Figure
+        ``"recovery"``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from gmmscape.experiments.output import integer_ticks, legend_below, pyplot
 
     groups: dict = {}
     for p, r in rows:
         label = p.get("method", "gmmscape") + (" + refine" if p.get("refine") else "")
-        key = (label, p.get("d", 2))
+        key = (label, p.get("d", 2), p.get("separation", 0.0))
         groups.setdefault(key, {}).setdefault(p.get("k", 5), []).append(r["recovered"])
-    fig, ax = plt.subplots(figsize=(6, 4))
-    style = {"sklearn": ("--", "s", 7), "gmmscape": (":", "x", 9)}
-    for (label, d), by_k in sorted(groups.items()):
-        ks = sorted(by_k)
+    fig, ax = pyplot().subplots(figsize=(6, 4))
+    style = {"sklearn": ("--", "s", 6), "gmmscape": (":", "x", 8)}
+    width = 0.08 * max(1, len(groups) - 1)
+    for i, ((label, d, sep), by_k) in enumerate(sorted(groups.items())):
+        ks = np.array(sorted(by_k), dtype=float)
+        frac, yerr = wilson_fractions([sum(by_k[k]) for k in ks], [len(by_k[k]) for k in ks])
         ls, mk, ms = style.get(label, ("-", "o", 5))
-        ax.plot(
-            ks,
-            [np.mean(by_k[k]) for k in ks],
+        dodge = width * (i / max(1, len(groups) - 1) - 0.5) if len(groups) > 1 else 0.0
+        ax.errorbar(
+            ks + dodge,
+            frac,
+            yerr=yerr,
             linestyle=ls,
             marker=mk,
             markersize=ms,
-            label=f"{label}, d={d}",
+            capsize=3,
+            label=f"{label}, d={d}, separation {sep:g} sigma",
         )
-    ax.set_xlabel("k = k*")
-    ax.set_ylabel("fits recovering every center")
+    n_fits = sorted({len(v) for by_k in groups.values() for v in by_k.values()})
+    ax.set_xlabel("k = k* (components)")
+    integer_ticks(ax.xaxis)
+    per = f"{n_fits[0]}" if len(n_fits) == 1 else f"{n_fits[0]}-{n_fits[-1]}"
+    ax.set_ylabel(f"fraction of fits recovering every center\n({per} fits per point, 95% CI)")
     ax.set_title("gmmscape without refine = scikit-learn (same initialization)", fontsize=9)
-    ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=8)
+    ax.set_ylim(-0.02, 1.05)
+    legend_below(ax, ncol=1)
     fig.tight_layout()
     return {"recovery": fig}
 
@@ -180,5 +214,12 @@ SWEEP_EXPERIMENTS = (
         plot=plot_recovery,
         description="Single-start recovery of separated centers: scikit-learn vs gmmscape "
         "with and without split-and-merge refine.",
+        captions={
+            "recovery": "Fraction of single-start fits (n_init=1) that recover every true "
+            f"center within {RECOVERY_RADIUS:g} sigma, against the number of centers k = k*, "
+            "one line per method, dimension and separation, with 95% Wilson intervals over "
+            "the seeds; lines are drawn slightly apart along k so that equal fractions stay "
+            "visible.",
+        },
     ),
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gmmscape.experiments.output import format_number, integer_ticks, legend_below
 from gmmscape.experiments.output import pyplot as _plt
 from gmmscape.experiments.output import save_figure as save  # noqa: F401 (re-exported)
 
@@ -31,13 +32,6 @@ def _population_kl(truth_means, sigma, k):
     prob = make_problem(truth, k, frame="full")
     fp = prob.polish
     return prob, jax.jit(jax.vmap(fp.kl))
-
-
-def _integer_ticks():
-    """A tick locator that puts ticks on integers only (for counts and numbers of means)."""
-    from matplotlib.ticker import MaxNLocator
-
-    return MaxNLocator(integer=True)
 
 
 def plot_atlas_1d(atlas, n_path: int = 121):
@@ -80,11 +74,9 @@ def plot_atlas_1d(atlas, n_path: int = 121):
         ax1.plot([1.0], [p.kl], mk, color=col, ms=8)
     mk, col = KIND_STYLE[gmin.kind] if gmin.kind in KIND_STYLE else ("o", "k")
     ax1.plot([0.0], [gmin.kl], mk, color=col, ms=9)
-    ax1.set_xlabel("t (0: global minimum, 1: critical point)")
-    ax1.set_ylabel("KL(truth || model)")
+    ax1.set_xlabel("path parameter t (dimensionless; 0: global minimum, 1: critical point)")
+    ax1.set_ylabel("KL(truth || model) (nats)")
     ax1.set_title("Loss along straight paths between critical points")
-    if len(pts) > 1:
-        ax1.legend(fontsize=7)
     beta = np.asarray(atlas.truth_means)[:, 0]
     x = np.linspace(beta.min() - 4 * atlas.sigma, beta.max() + 4 * atlas.sigma, 600)
     dens = np.mean(np.exp(-0.5 * ((x[:, None] - beta[None]) / atlas.sigma) ** 2), axis=1)
@@ -96,11 +88,12 @@ def plot_atlas_1d(atlas, n_path: int = 121):
         y = dens.max() * (1.1 + 0.12 * j)
         ax2.plot(mu, np.full_like(mu, y), "v", ms=9, label=f"{p.kind} ({p.signature})")
     ax2.plot(beta, np.zeros_like(beta), "k|", ms=15, mew=2, label="true centers")
-    ax2.set_xlabel("x")
-    ax2.set_ylabel("density of the truth (markers: estimates)")
-    ax2.set_title("Estimates of each local minimum")
-    # below the axes, so that it covers neither the density nor the estimates
-    ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    ax2.set_xlabel("x (data units)")
+    ax2.set_ylabel("density of the truth (per data unit)")
+    ax2.set_title("Estimates of each local minimum (triangles)")
+    # below the axes, so that they cover neither the curves, the density nor the estimates
+    legend_below(ax1, fontsize=7)
+    legend_below(ax2, fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -130,7 +123,7 @@ def plot_heatmap_2est(atlas, n_grid: int = 161):
     vals = np.asarray(kl(np.asarray(prob.to_frame(grid)))).reshape(a.shape)
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     im = ax.contourf(a, b, np.log10(vals + 1e-6), levels=40, cmap="viridis")
-    fig.colorbar(im, ax=ax, label="log10(KL + 1e-6)")
+    fig.colorbar(im, ax=ax, label="log10(KL + 1e-6) (KL in nats)")
     seen = set()
     for p in atlas.points:
         mu = np.asarray(p.means)[:, 0]
@@ -140,10 +133,10 @@ def plot_heatmap_2est(atlas, n_grid: int = 161):
                 x, y, mk, color=col, ms=10, mec="white", label=None if p.kind in seen else p.kind
             )
             seen.add(p.kind)
-    ax.set_xlabel("mu_1")
-    ax.set_ylabel("mu_2")
+    ax.set_xlabel("mu_1 (data units)")
+    ax.set_ylabel("mu_2 (data units)")
     ax.set_title("Population KL over two estimates (both orderings shown)")
-    ax.legend(fontsize=8, loc="upper left")
+    legend_below(ax, ncol=3)
     fig.tight_layout()
     return fig
 
@@ -188,8 +181,15 @@ def plot_groups_2d(atlas, which=None):
                 label=f"{grp['kind']} ({grp['error']:.2f} sigma)",
             )
         ax.set_aspect("equal")
-        ax.set_title(f"#{i} {p.kind}\nKL gap {p.gap:.3g}, basin {p.fraction:.2f}", fontsize=9)
-        ax.legend(fontsize=7)
+        ax.set_xlabel("x_1 (data units)")
+        ax.set_ylabel("x_2 (data units)")
+        lo, hi = p.ci
+        ax.set_title(
+            f"#{i} {p.kind}\nKL gap {format_number(p.gap, '.3g')} nats\nbasin "
+            f"{p.fraction:.2f} of starts (95% CI {lo:.2f}-{hi:.2f})",
+            fontsize=9,
+        )
+        legend_below(ax, ncol=1, fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -244,15 +244,15 @@ def plot_separation_rows(rows, title: str = "separation sweep"):
         ax2.semilogy(
             dl, np.maximum(err, 1e-12), "o-", color=line.get_color(), label=f"k = {k}, k* = {ks}"
         )
-    ax1.set_xlabel("separation delta / sigma")
-    ax1.set_ylabel("distinct spurious local minima")
-    ax1.yaxis.set_major_locator(_integer_ticks())
-    ax1.set_title("o: all minima non-overlapping; red x: an overlapping minimum")
-    ax1.legend(fontsize=8)
-    ax2.set_xlabel("separation delta / sigma")
-    ax2.set_ylabel("largest approximation error / sigma (minima)")
+    ax1.set_xlabel("separation delta (units of sigma)")
+    ax1.set_ylabel("distinct spurious local minima (count)")
+    integer_ticks(ax1.yaxis)
+    ax1.set_title("o: all minima non-overlapping;\nred x: an overlapping minimum", fontsize=10)
+    ax2.set_xlabel("separation delta (units of sigma)")
+    ax2.set_ylabel("largest approximation error\nof the minima (units of sigma)")
     ax2.set_title(title)
-    ax2.legend(fontsize=8)
+    legend_below(ax1)
+    legend_below(ax2)
     fig.tight_layout()
     return fig
 
@@ -278,13 +278,14 @@ def plot_bifurcation(result):
         mu = np.asarray(p["means"]) / p["delta"]
         ax1.plot(np.full(3, p["delta"]), mu, mk, color=col, ms=4, label=lab)
         ax2.semilogy(p["delta"], max(p["kl"], 1e-16), mk, color=col, ms=5, label=lab)
-    ax1.set_xlabel("separation delta / sigma")
-    ax1.set_ylabel("estimates / delta (sorted)")
+    ax1.set_xlabel("separation delta (units of sigma)")
+    ax1.set_ylabel("estimates / delta (dimensionless, sorted)")
     ax1.set_title(f"Critical points of the 1-D three-center landscape ({result.family})")
-    ax1.legend(fontsize=7)
-    ax2.set_xlabel("separation delta / sigma")
-    ax2.set_ylabel("KL at the critical point")
+    ax2.set_xlabel("separation delta (units of sigma)")
+    ax2.set_ylabel("KL at the critical point (nats)")
     ax2.set_title("Loss of every critical point")
+    legend_below(ax1, ncol=3, fontsize=7)
+    legend_below(ax2, ncol=3, fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -320,15 +321,15 @@ def plot_random_init(result):
         ax.fill_between(
             k, bounds[:, 0], bounds[:, 1], alpha=0.2, label="all starts, unconverged either way"
         )
-        ax.legend(fontsize=8)
-    ax.set_xlabel("k = k*")
-    ax.xaxis.set_major_locator(_integer_ticks())
-    ax.set_ylabel("P(EM ends at a bad critical point)")
+    ax.set_xlabel("k = k* (components)")
+    integer_ticks(ax.xaxis)
+    ax.set_ylabel("P(EM ends at a bad critical point)\n(fraction of starts)")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(
         f"{result.family} truth, delta = {result.delta:g} sigma, {result.n_starts} "
         f"'{result.scheme}' starts per k"
     )
+    legend_below(ax)
     fig.tight_layout()
     return fig
 
@@ -349,7 +350,14 @@ def plot_summary_rows(rows):
     x = np.arange(len(rows))
     ax.bar(x - 0.2, [r["n_minima"] for _, r in rows], 0.4, label="minima")
     ax.bar(x + 0.2, [r["n_spurious"] for _, r in rows], 0.4, label="spurious minima")
-    ax.set_xticks(x, [f"k={p['k']}, seed={p['seed']}" for p, _ in rows], rotation=45, fontsize=7)
-    ax.legend()
+    # each cell is named by the parameters that tell the cells apart (k and seed if none)
+    keys = [key for key in rows[0][0] if len({repr(p.get(key)) for p, _ in rows}) > 1]
+    keys = keys or ["k", "seed"]
+    names = [", ".join(f"{key}={p.get(key)}" for key in keys) for p, _ in rows]
+    ax.set_xticks(x, names, rotation=45, ha="right", fontsize=7)
+    ax.set_xlabel(f"sweep cell ({', '.join(keys)})")
+    ax.set_ylabel("local minima found (count)")
+    integer_ticks(ax.yaxis)
+    legend_below(ax)
     fig.tight_layout()
     return fig

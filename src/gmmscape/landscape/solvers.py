@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gmmscape.core.chunks import chunk_length, next_pow2
 from gmmscape.dynamics.fixed import FixedPopulation
 
 #: Budget of floats held per chunk (points x components x coordinates x starts).
@@ -29,12 +30,7 @@ NEWTON_MAX_STEP = 2.0
 def chunk_size(fp: FixedPopulation, k: int, factor: int = 1) -> int:
     """Starts per chunk so that one chunk holds about :data:`CHUNK_BUDGET` floats."""
     m = int(fp.z.shape[0]) * int(fp.truth.means.shape[0])
-    return int(max(1, min(4096, CHUNK_BUDGET // (m * k * (fp.r + 1) * factor))))
-
-
-def _pow2(n: int) -> int:
-    """The smallest power of two >= n (so chunk shapes, and compilations, stay few)."""
-    return 1 << max(0, int(n) - 1).bit_length()
+    return chunk_length(m * k * (fp.r + 1) * factor, CHUNK_BUDGET, hi=4096)
 
 
 def _chunked(fn, fp, x: np.ndarray, size: int, *args):
@@ -120,7 +116,7 @@ def run_batch(
     done = 0
     while active.size and done < max_iter:
         steps = min(BATCH_ROUND, max_iter - done)
-        size = min(chunk_size(fp, k), max(_pow2(active.size), _pow2(n) // 16))
+        size = min(chunk_size(fp, k), max(next_pow2(active.size), next_pow2(n) // 16))
         out_m, out_d, out_i = _chunked(
             lambda f, c, s=steps: _batch_run(f, c, eta, tol, method, s), fp, m[active], size
         )
@@ -215,5 +211,5 @@ def newton_polish(
     """
     k = means_r.shape[1]
     size = max(1, chunk_size(fp, k, factor=k * fp.r))
-    size = min(size, 64, _pow2(means_r.shape[0]))
+    size = min(size, 64, next_pow2(means_r.shape[0]))
     return _chunked(lambda f, c: _newton_batch(f, c, tol, max_iter), fp, np.asarray(means_r), size)

@@ -147,6 +147,9 @@ def plot_stream_error(rows: Sequence[tuple[dict, dict]]) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from gmmscape.experiments.output import legend_below
+    from gmmscape.landscape.atlas import wilson
+
     groups: dict = defaultdict(lambda: defaultdict(list))
     for params, result in rows:
         label = (
@@ -155,10 +158,11 @@ def plot_stream_error(rows: Sequence[tuple[dict, dict]]) -> dict:
         )
         groups[label][params["n"]].append(result)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, err, se, title in (
-        (axes[0], "kl_error", "kl_se", "KL"),
-        (axes[1], "grad_error_max", "grad_se_at_max", "largest gradient entry"),
-    ):
+    for ax, err, se, title, unit in (
+        (axes[0], "kl_error", "kl_se", "KL", "nats"),
+        (axes[1], "grad_error_max", "grad_se_at_max", "largest gradient entry",
+         "nats per data unit"),
+    ):  # fmt: skip
         for j, (label, by_n) in enumerate(sorted(groups.items())):
             ns = np.array(sorted(by_n), dtype=float)
             rms = [np.sqrt(np.mean([r[err] ** 2 for r in by_n[n]])) for n in sorted(by_n)]
@@ -171,10 +175,10 @@ def plot_stream_error(rows: Sequence[tuple[dict, dict]]) -> dict:
             y0 = ax.lines[0].get_ydata()[0]
             guide = y0 * np.sqrt(all_n[0] / np.array(all_n, dtype=float))
             ax.loglog(all_n, guide, ":", color="gray", label="slope n^(-1/2)")
-        ax.set_xlabel("stream size n")
-        ax.set_ylabel(f"error of the {title} estimate")
+        ax.set_xlabel("stream size n (points)")
+        ax.set_ylabel(f"error of the {title} estimate\n({unit})")
         ax.set_title(f"Stream vs exact population: {title}")
-        ax.legend(fontsize=7)
+        legend_below(ax, ncol=1, fontsize=7)
     fig.tight_layout()
     z = np.array([r["kl_z"] for _, r in rows if np.isfinite(r["kl_z"])])
     fig2, ax = plt.subplots(figsize=(5.5, 4))
@@ -182,10 +186,16 @@ def plot_stream_error(rows: Sequence[tuple[dict, dict]]) -> dict:
         ax.hist(z, bins=max(5, min(40, z.size // 5)), density=True, alpha=0.6, label="cells")
     grid = np.linspace(-4, 4, 200)
     ax.plot(grid, np.exp(-(grid**2) / 2) / np.sqrt(2 * np.pi), "k-", label="N(0, 1)")
-    inside = float(np.mean(np.abs(z) < 1.96)) if z.size else float("nan")
-    ax.set_title(f"KL error / reported s.e. ({z.size} cells, {inside:.0%} within 1.96)")
-    ax.set_xlabel("z")
-    ax.legend(fontsize=8)
+    if z.size:
+        n_in = int(np.sum(np.abs(z) < 1.96))
+        lo, hi = wilson(n_in, z.size)
+        within = f"{n_in / z.size:.0%} within +-1.96, 95% CI {lo:.0%}-{hi:.0%}"
+    else:
+        within = "no finite z"
+    ax.set_title(f"KL error / reported s.e. ({z.size} cells; {within})", fontsize=9)
+    ax.set_xlabel("z = KL error / reported standard error (dimensionless)")
+    ax.set_ylabel("density (per unit of z)")
+    legend_below(ax)
     fig2.tight_layout()
     return {"error_vs_n": fig, "z_scores": fig2}
 
