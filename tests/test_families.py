@@ -19,6 +19,9 @@ RNG = np.random.default_rng(7)
 X = RNG.standard_normal((50, D_)) * np.array([1.0, 3.0, 0.5, 2.0]) + 1.5
 MEANS = RNG.standard_normal((K_, D_))
 WR = RNG.dirichlet(np.ones(K_), size=len(X)) * RNG.uniform(0.5, 2.0, (len(X), 1))
+#: The families of distinct storage and M-step tested here; mclust's models reuse their
+#: functions and are tested against mclust (tests/test_mclust_agreement.py).
+BASE = ("full", "tied", "diag", "spherical", "isotropic")
 
 
 def random_covariances(name):
@@ -55,7 +58,7 @@ def naive_scatter(name, means):
     return np.sum(var.mean(1) * nk) / WR.sum()  # isotropic: pooled
 
 
-@pytest.mark.parametrize("name", sorted(families.FAMILIES))
+@pytest.mark.parametrize("name", BASE)
 def test_family_log_density_against_scipy(name):
     fam = families.get(name)
     cov, full = random_covariances(name)
@@ -76,7 +79,7 @@ def test_family_log_density_against_scipy(name):
     np.testing.assert_allclose(fam.precisions(upper), prec, rtol=1e-10)
 
 
-@pytest.mark.parametrize("name", sorted(families.FAMILIES))
+@pytest.mark.parametrize("name", BASE)
 def test_family_moments_and_scatter_against_naive_sums(name):
     fam = families.get(name)
     nk, s1, s2 = (np.asarray(a) for a in fam.moments(jnp.asarray(X), jnp.asarray(WR)))
@@ -95,7 +98,7 @@ def test_family_moments_and_scatter_against_naive_sums(name):
     np.testing.assert_allclose(got, naive_scatter(name, means), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", sorted(families.FAMILIES))
+@pytest.mark.parametrize("name", BASE)
 def test_family_parameter_count_and_sampling(name):
     fam = families.get(name)
     cov, full = random_covariances(name)
@@ -145,8 +148,8 @@ def test_normalize_log_handles_far_and_empty_rows():
 
 
 def test_unknown_family_is_named():
-    with pytest.raises(ValueError, match="unknown covariance family 'VVV'"):
-        families.get("VVV")
+    with pytest.raises(ValueError, match="unknown covariance family 'XYZ'"):
+        families.get("XYZ")
 
 
 @pytest.mark.parametrize("update_weights", [False, True])

@@ -21,6 +21,16 @@ isotropic   ()                  ()                      one variance shared by a
                                                         keeps it frozen)
 =========== =================== ======================= ================================
 
+mclust's eigen-decomposition models ``Sigma_k = lambda_k D_k A_k D_k^T`` (volume,
+shape, orientation; Equal, Variable or Identity across components) are entries stored as
+one of the first four, each with its own M-step (``scatter``) and parameter count
+(mclust's ``nMclustParams`` less the means and weights): EII, VII (= spherical) as
+``(k,)``; EEI, VEI, EVI, VVI (= diag) as ``(k, d)``; EEE (= tied) as ``(d, d)``; VEE,
+EVE, VVE, EEV, VEV, EVV, VVV (= full) as ``(k, d, d)``. Closed forms (Celeux & Govaert
+1995) for all but VEI, VEE, VEV (alternating volumes and shape) and EVE, VVE (common
+orientation by majorization-minimization, Browne & McNicholas 2014), iterated inside the
+M-step. An equal-parameter model stores its common value once per component.
+
 The second moments ``s2`` a family sums over points ``x`` with weighted
 responsibilities ``wr`` are ``sum wr_k x x^T`` (full), ``sum w x x^T`` (tied) or
 ``sum wr_k x**2`` (diag, spherical, isotropic).
@@ -29,7 +39,7 @@ responsibilities ``wr`` are ``sum wr_k x x^T`` (full), ``sum w x x^T`` (tied) or
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import jax
 import jax.numpy as jnp
@@ -229,6 +239,222 @@ def _noise_variances(rng, cov, n, d):
     return rng.standard_normal(size=(n, d)) * np.sqrt(cov)
 
 
+# --------------------------------------------------------------------------------------
+# mclust's eigen-decomposition models Sigma_k = lambda_k D_k A_k D_k^T (Celeux & Govaert
+# 1995): each is stored in the cheapest native shape that holds it (spherical, diag or
+# full) and imposes its constraint in its scatter, from the per-component scatter
+# matrices W_k = N_k S_k (their diagonals for the diagonal models)
+# --------------------------------------------------------------------------------------
+#: Iterations and relative tolerance of the inner loop of the M-steps without a closed
+#: form (VEI, VEE, VEV), as mclust's ``emControl(tol = c(., sqrt(eps)), itmax = c(., .))``
+#: (mclust iterates without a bound; each iteration here costs O(k d^2) at most).
+INNER_MAX_ITER = 1000
+
+
+def _live(nk, w):
+    """Components with weight (the M-step keeps the covariance of the others)."""
+    return nk > 10.0 * jnp.finfo(nk.dtype).eps * w
+
+
+def _w_diag(nk, s1, s2, w, means, nk_safe):
+    """``diag(W_k)`` (k, d), zero for empty components, and the live mask (k,)."""
+    live = _live(nk, w)
+    dg = _scatter_diag(nk, s1, s2, w, means, nk_safe)
+    return jnp.where(live[:, None], nk[:, None] * dg, 0.0), live
+
+
+def _w_full(nk, s1, s2, w, means, nk_safe):
+    """``W_k`` (k, d, d), the identity for empty components, and the live mask (k,)."""
+    live = _live(nk, w)
+    c = _scatter_full(nk, s1, s2, w, means, nk_safe) * nk[:, None, None]
+    eye = jnp.eye(c.shape[-1], dtype=c.dtype)
+    return jnp.where(live[:, None, None], c, eye), live
+
+
+def _eig_w(nk, s1, s2, w, means, nk_safe):
+    """Eigen-decomposition ``W_k = L_k diag(om_k) L_k^T`` (ascending, 0 if empty)."""
+    wk, live = _w_full(nk, s1, s2, w, means, nk_safe)
+    om, vec = jnp.linalg.eigh(wk)
+    return jnp.where(live[:, None], jnp.maximum(om, 0.0), 0.0), vec, live
+
+
+def _geo_mean(v):
+    """``prod(v)^(1/d)`` along the last axis, in the log domain."""
+    return jnp.exp(jnp.mean(jnp.log(v), axis=-1))
+
+
+def _rotate(vec, a):
+    """``L_k diag(a_k) L_k^T`` for ``vec`` (k, d, d) and ``a`` (k, d) or (d,)."""
+    a = jnp.broadcast_to(a, vec.shape[:-1])
+    return jnp.einsum("kij,kj,klj->kil", vec, a, vec)
+
+
+def _volume_shape(trace_of, shape_of, lam0, live, nk, d, dtype):
+    """Variable volumes with a common shape, by alternating conditional maxima.
+
+    ``A = shape_of(lam)`` (the common shape, determinant 1), then
+    ``lam_k = trace_of(A) / (d N_k)``, from ``lam0`` until the volumes change by less
+    than ``sqrt(eps)`` relative (mclust's inner tolerance) or :data:`INNER_MAX_ITER`.
+    Returns the volumes (k,) and the shape.
+    """
+    tol = jnp.sqrt(jnp.finfo(dtype).eps)
+    nk_l = jnp.where(live, nk, 1.0)
+
+    def step(lam):
+        lam = jnp.where(live & (lam > 0), lam, 1.0)
+        a = shape_of(lam)
+        return jnp.where(live, trace_of(a) / (d * nk_l), 0.0), a
+
+    def cond(state):
+        it, lam, prev, _ = state
+        change = jnp.max(jnp.abs(lam - prev) / jnp.maximum(lam, jnp.finfo(dtype).tiny))
+        return (it < INNER_MAX_ITER) & (change > tol)
+
+    def body(state):
+        it, lam, _, _ = state
+        new, a = step(lam)
+        return it + 1, new, lam, a
+
+    lam1, a1 = step(lam0)
+    _, lam, _, a = jax.lax.while_loop(cond, body, (1, lam1, lam0, a1))
+    return lam, a
+
+
+def _scatter_eii(nk, s1, s2, w, means, nk_safe):
+    return jnp.broadcast_to(_scatter_isotropic(nk, s1, s2, w, means, nk_safe), nk.shape)
+
+
+def _scatter_eei(nk, s1, s2, w, means, nk_safe):
+    wd, _ = _w_diag(nk, s1, s2, w, means, nk_safe)
+    return jnp.broadcast_to(jnp.sum(wd, axis=0) / w, wd.shape)
+
+
+def _equal_volume(wd, live, w):
+    """``lambda A_k`` with one volume and a shape per component, from diagonals ``wd``
+    (k, d) of scatter matrices: ``A_k = wd_k / |wd_k|^(1/d)``, ``lambda = sum_k
+    |wd_k|^(1/d) / W`` (Celeux & Govaert's EVI, also EVE in its common frame)."""
+    wd = jnp.where(live[:, None], wd, 1.0)
+    g = _geo_mean(wd)  # |diag W_k|^(1/d)
+    return jnp.sum(jnp.where(live, g, 0.0)) / w * wd / g[:, None]
+
+
+def _scatter_evi(nk, s1, s2, w, means, nk_safe):
+    wd, live = _w_diag(nk, s1, s2, w, means, nk_safe)
+    return _equal_volume(wd, live, w)
+
+
+def _common_orientation(wk, live, nk, deltas_of):
+    """``Sigma_k = D diag(delta_k) D^T`` with one orientation ``D`` (EVE, VVE).
+
+    Alternates ``delta = deltas_of(diag(D^T W_k D))`` with the majorization-minimization
+    step for ``D`` of Browne & McNicholas (2014): ``D <- U V^T`` for the SVD ``U S V^T``
+    of ``sum_k (w_k I - W_k) D diag(1 / delta_k)``, ``w_k`` the largest eigenvalue of
+    ``W_k``, a step that never increases ``sum_k tr(W_k Sigma_k^-1)``. Starts from the
+    eigenvectors of ``sum_k W_k``; stops when the objective ``sum_k tr(W_k Sigma_k^-1) +
+    N_k log|Sigma_k|`` changes by less than ``eps^(3/4)`` relative or after
+    :data:`INNER_MAX_ITER` steps. Returns the covariances (k, d, d).
+    """
+    wk = jnp.where(live[:, None, None], wk, 0.0)
+    dtype = wk.dtype
+    top = jnp.linalg.eigvalsh(wk)[:, -1]
+    eye = jnp.eye(wk.shape[-1], dtype=dtype)
+    tol = jnp.finfo(dtype).eps ** 0.75
+    nk_live = jnp.where(live, nk, 0.0)
+
+    def deltas(dm):
+        proj = jnp.einsum("ai,kab,bi->ki", dm, wk, dm)
+        delta = jnp.where(live[:, None], deltas_of(proj), 1.0)
+        return delta, jnp.sum(proj / delta) + jnp.sum(nk_live[:, None] * jnp.log(delta))
+
+    def cond(state):
+        it, _, _, prev, obj = state
+        return (it < INNER_MAX_ITER) & (jnp.abs(prev - obj) > tol * jnp.abs(obj))
+
+    def body(state):
+        it, dm, delta, _, obj = state
+        f = jnp.einsum("kab,bi,ki->ai", top[:, None, None] * eye - wk, dm, 1.0 / delta)
+        u, _, vt = jnp.linalg.svd(f)
+        new = u @ vt
+        return it + 1, new, *deltas(new), obj
+
+    d0 = jnp.linalg.eigh(jnp.sum(wk, axis=0))[1]
+    delta0, obj0 = deltas(d0)
+    init = (0, d0, delta0, jnp.asarray(jnp.inf, dtype), obj0)
+    _, dm, delta, _, _ = jax.lax.while_loop(cond, body, init)
+    return _rotate(jnp.broadcast_to(dm, wk.shape), delta)
+
+
+def _scatter_eve(nk, s1, s2, w, means, nk_safe):
+    wk, live = _w_full(nk, s1, s2, w, means, nk_safe)
+    return _common_orientation(wk, live, nk, lambda proj: _equal_volume(proj, live, w))
+
+
+def _scatter_vve(nk, s1, s2, w, means, nk_safe):
+    wk, live = _w_full(nk, s1, s2, w, means, nk_safe)
+    nk_l = jnp.where(live, nk, 1.0)
+    return _common_orientation(wk, live, nk, lambda proj: proj / nk_l[:, None])
+
+
+def _scatter_vei(nk, s1, s2, w, means, nk_safe):
+    wd, live = _w_diag(nk, s1, s2, w, means, nk_safe)
+    d = wd.shape[1]
+
+    def shape_of(lam):
+        b = jnp.sum(wd / lam[:, None], axis=0)
+        return b / _geo_mean(b)
+
+    lam0 = jnp.sum(wd, axis=1) / (d * jnp.where(live, nk, 1.0))
+    lam, a = _volume_shape(lambda a: jnp.sum(wd / a, axis=1), shape_of, lam0, live, nk, d, wd.dtype)
+    return jnp.where(live, lam, 1.0)[:, None] * a
+
+
+def _scatter_vee(nk, s1, s2, w, means, nk_safe):
+    wk, live = _w_full(nk, s1, s2, w, means, nk_safe)
+    wk = jnp.where(live[:, None, None], wk, 0.0)
+    d = wk.shape[-1]
+
+    def shape_of(lam):
+        c = jnp.sum(wk / lam[:, None, None], axis=0)
+        return c / jnp.exp(jnp.linalg.slogdet(c)[1] / d)
+
+    def trace_of(c):
+        return jnp.einsum("kij,ji->k", wk, jnp.linalg.inv(c))
+
+    lam0 = jnp.trace(wk, axis1=1, axis2=2) / (d * jnp.where(live, nk, 1.0))
+    lam, c = _volume_shape(trace_of, shape_of, lam0, live, nk, d, wk.dtype)
+    return jnp.where(live, lam, 1.0)[:, None, None] * c[None]
+
+
+def _scatter_eev(nk, s1, s2, w, means, nk_safe):
+    om, vec, _ = _eig_w(nk, s1, s2, w, means, nk_safe)
+    # the eigenvalues of every W_k, paired in order, pooled (lambda A = sum_k Omega_k / n)
+    return _rotate(vec, jnp.sum(om, axis=0) / w)
+
+
+def _scatter_vev(nk, s1, s2, w, means, nk_safe):
+    om, vec, live = _eig_w(nk, s1, s2, w, means, nk_safe)
+    d = om.shape[1]
+    tiny = jnp.finfo(om.dtype).tiny
+
+    def shape_of(lam):
+        b = jnp.maximum(jnp.sum(om / lam[:, None], axis=0), tiny)
+        return b / _geo_mean(b)
+
+    lam0 = jnp.sum(om, axis=1) / (d * jnp.where(live, nk, 1.0))
+    lam, a = _volume_shape(lambda a: jnp.sum(om / a, axis=1), shape_of, lam0, live, nk, d, om.dtype)
+    return _rotate(vec, jnp.where(live, lam, 1.0)[:, None] * a)
+
+
+def _scatter_evv(nk, s1, s2, w, means, nk_safe):
+    wk, live = _w_full(nk, s1, s2, w, means, nk_safe)
+    g = jnp.exp(jnp.linalg.slogdet(wk)[1] / wk.shape[-1])  # |W_k|^(1/d)
+    return jnp.sum(jnp.where(live, g, 0.0)) / w * wk / g[:, None, None]
+
+
+def _tri(d):
+    return d * (d + 1) // 2
+
+
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
@@ -244,6 +470,42 @@ FAMILIES: dict[str, Family] = {
                _scatter_isotropic, lambda k, d: 1, _noise_variances),
     )
 }  # fmt: skip
+
+
+def _like(base: str, name: str, scatter=None, n_cov_params=None) -> Family:
+    """An mclust model stored as family ``base``, with its own M-step and count."""
+    f = FAMILIES[base]
+    return replace(
+        f, name=name, scatter=scatter or f.scatter, n_cov_params=n_cov_params or f.n_cov_params
+    )
+
+
+#: The mclust models implemented (Celeux & Govaert 1995), in mclust's order.
+#: VII, VVI, EEE and VVV are scikit-learn's spherical, diag, tied and full under
+#: mclust's names (the same functions and storage).
+MCLUST_MODELS: tuple[str, ...] = (
+    "EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV", "VEV",
+    "EVV", "VVV",
+)  # fmt: skip
+FAMILIES.update(
+    (f.name, f)
+    for f in (
+        _like("spherical", "EII", _scatter_eii, lambda k, d: 1),
+        _like("spherical", "VII"),
+        _like("diag", "EEI", _scatter_eei, lambda k, d: d),
+        _like("diag", "VEI", _scatter_vei, lambda k, d: k + d - 1),
+        _like("diag", "EVI", _scatter_evi, lambda k, d: 1 + k * (d - 1)),
+        _like("diag", "VVI"),
+        _like("tied", "EEE"),
+        _like("full", "VEE", _scatter_vee, lambda k, d: k + _tri(d) - 1),
+        _like("full", "EVE", _scatter_eve, lambda k, d: 1 + k * (d - 1) + _tri(d) - d),
+        _like("full", "VVE", _scatter_vve, lambda k, d: k * d + _tri(d) - d),
+        _like("full", "EEV", _scatter_eev, lambda k, d: d + k * (_tri(d) - d)),
+        _like("full", "VEV", _scatter_vev, lambda k, d: k + d - 1 + k * (_tri(d) - d)),
+        _like("full", "EVV", _scatter_evv, lambda k, d: 1 + k * (_tri(d) - 1)),
+        _like("full", "VVV"),
+    )
+)
 
 
 def get(name: str) -> Family:

@@ -38,8 +38,13 @@ jnp = LazyModule("jax.numpy")
 K = LazyModule("gmmscape.estimator._kernels")
 families = LazyModule("gmmscape.core.families")
 
-#: The covariance types (families of :mod:`gmmscape.core.families` with free covariances).
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+#: The covariance types (families of :mod:`gmmscape.core.families` with free covariances):
+#: scikit-learn's four and mclust's models (``families.MCLUST_MODELS``; VII, VVI, EEE and
+#: VVV are spherical, diag, tied and full), spelled out so that importing needs no jax.
+COVARIANCE_TYPES = (
+    "full", "tied", "diag", "spherical", "EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE",
+    "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
+)  # fmt: skip
 
 #: Elements of one chunk's largest intermediate (rows x k x d) when chunk_size is None:
 #: 1024 rows at d = k = 16, which ran a pass 7% (full) to 8% (diag) faster than 4096
