@@ -1156,7 +1156,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _posterior(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Log-density (n,) and responsibilities (n, k) of in-memory ``X``."""
         xc, params, n = self._kernel_input(X)
-        l, resp = K.chunked_posterior(xc, params, cov_type=self.covariance_type)
+        l, resp = K.chunked_log_prob(xc, params, cov_type=self.covariance_type, posterior=True)
         k = self.n_components
         return np.asarray(l).reshape(-1)[:n], np.asarray(resp).reshape(-1, resp.shape[-1])[:n, :k]
 

@@ -736,37 +736,27 @@ def host_step(parts, params, masks, active, hyper, *, cov_type, algorithm):
     return jax.tree_util.tree_map(keep, new, params), st.ll / st.w, bad
 
 
-@partial(jax.jit, static_argnames=("cov_type",))
-def chunked_log_prob(xc, params, *, cov_type) -> jax.Array:
-    """:func:`weighted_log_prob` over chunks with ``lax.map``.
+@partial(jax.jit, static_argnames=("cov_type", "posterior"))
+def chunked_log_prob(xc, params, *, cov_type, posterior=False):
+    """:func:`weighted_log_prob` of every point, chunk by chunk with ``lax.map``.
 
     Parameters
     ----------
     xc : array of shape (n_chunks, m, d)
     params : Params
     cov_type : str
+    posterior : bool, default False
+        Return the log-density and the responsibilities instead
+        (:func:`gmmscape.core.stats.normalize_log`).
 
     Returns
     -------
     array of shape (n_chunks, m, k)
+        Or, with ``posterior``, ``(log_density (n_chunks, m), resp (n_chunks, m, k))``.
     """
-    return jax.lax.map(lambda x: weighted_log_prob(x, params, cov_type), xc)
 
+    def one(x):
+        lw = weighted_log_prob(x, params, cov_type)
+        return normalize_log(lw) if posterior else lw
 
-@partial(jax.jit, static_argnames=("cov_type",))
-def chunked_posterior(xc, params, *, cov_type) -> tuple[jax.Array, jax.Array]:
-    """Log-density and responsibilities of every point, chunk by chunk with ``lax.map``.
-
-    Parameters
-    ----------
-    xc : array of shape (n_chunks, m, d)
-    params : Params
-    cov_type : str
-
-    Returns
-    -------
-    log_density : array of shape (n_chunks, m)
-    resp : array of shape (n_chunks, m, k)
-        :func:`gmmscape.core.stats.normalize_log` of :func:`weighted_log_prob`.
-    """
-    return jax.lax.map(lambda x: normalize_log(weighted_log_prob(x, params, cov_type)), xc)
+    return jax.lax.map(one, xc)
