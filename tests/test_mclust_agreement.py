@@ -230,3 +230,32 @@ def test_model_works_with_weights_chunks_float32_and_files(model, tmp_path):
     np.testing.assert_allclose(back.score_samples(x), gm.score_samples(x), rtol=1e-12)
     xs, ys = gm.sample(20)
     assert xs.shape == (20, 4) and ys.shape == (20,)
+
+
+@pytest.mark.parametrize(
+    "model", ["VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV", "EEI", "VEI", "EVI"]
+)
+def test_rescalable_means_the_m_step_keeps_rescaled_members(model):
+    # covariances of the model, rescaled per feature (S Sigma_k S) and fed to the
+    # model's own M-step as exact scatter: a model whose constraint survives rescaling
+    # returns them unchanged; the others must project them elsewhere
+    fam = families.get(model)
+    X = np.asarray(fixture("iris")["X"], np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm = GaussianMixture(3, covariance_type=model, random_state=0, reg_covar=0.0).fit(X)
+    s = np.array([0.5, 3.0, 1.0, 7.0])
+    nk = len(X) * gm.weights_
+    mu = gm.means_ * s
+    if fam.matrix:
+        cov = gm.covariances_ * np.outer(s, s)
+        s2 = nk[:, None, None] * (cov + mu[:, :, None] * mu[:, None, :])
+    else:
+        cov = gm.covariances_ * s**2
+        s2 = nk[:, None] * (cov + mu**2)
+    got = np.asarray(
+        fam.scatter(jnp.asarray(nk), jnp.asarray(nk[:, None] * mu), jnp.asarray(s2),
+                    nk.sum(), jnp.asarray(mu), jnp.asarray(nk))
+    )  # fmt: skip
+    kept = np.allclose(got, cov, rtol=1e-6, atol=1e-9 * np.abs(cov).max())
+    assert kept == fam.rescalable

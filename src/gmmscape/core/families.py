@@ -89,6 +89,10 @@ class Family:
     scatter: Callable
     n_cov_params: Callable
     sample_noise: Callable
+    #: The model's constraint survives a per-feature rescaling ``x -> S x`` (``S``
+    #: diagonal): ``S Sigma_k S`` is again a member. Equal shapes or orientations of
+    #: rotated ellipsoids (EEV, VEV, EVE, VVE) do not; scalar variances cannot.
+    rescalable: bool = True
 
     # -- generic pieces, the same for every family, written once ------------------------
     @property
@@ -465,18 +469,23 @@ FAMILIES: dict[str, Family] = {
         Family("diag", lambda k, d: (k, d), False, False, _log_diag, _moments_squares,
                _scatter_diag, lambda k, d: k * d, _noise_variances),
         Family("spherical", lambda k, d: (k,), False, False, _log_spherical,
-               _moments_squares, _scatter_spherical, lambda k, d: k, _noise_variances),
+               _moments_squares, _scatter_spherical, lambda k, d: k, _noise_variances,
+               False),
         Family("isotropic", lambda k, d: (), True, False, _log_isotropic, _moments_squares,
-               _scatter_isotropic, lambda k, d: 1, _noise_variances),
+               _scatter_isotropic, lambda k, d: 1, _noise_variances, False),
     )
 }  # fmt: skip
 
 
-def _like(base: str, name: str, scatter=None, n_cov_params=None) -> Family:
+def _like(base: str, name: str, scatter=None, n_cov_params=None, rescalable=None) -> Family:
     """An mclust model stored as family ``base``, with its own M-step and count."""
     f = FAMILIES[base]
     return replace(
-        f, name=name, scatter=scatter or f.scatter, n_cov_params=n_cov_params or f.n_cov_params
+        f,
+        name=name,
+        scatter=scatter or f.scatter,
+        n_cov_params=n_cov_params or f.n_cov_params,
+        rescalable=f.rescalable if rescalable is None else rescalable,
     )
 
 
@@ -498,10 +507,10 @@ FAMILIES.update(
         _like("diag", "VVI"),
         _like("tied", "EEE"),
         _like("full", "VEE", _scatter_vee, lambda k, d: k + _tri(d) - 1),
-        _like("full", "EVE", _scatter_eve, lambda k, d: 1 + k * (d - 1) + _tri(d) - d),
-        _like("full", "VVE", _scatter_vve, lambda k, d: k * d + _tri(d) - d),
-        _like("full", "EEV", _scatter_eev, lambda k, d: d + k * (_tri(d) - d)),
-        _like("full", "VEV", _scatter_vev, lambda k, d: k + d - 1 + k * (_tri(d) - d)),
+        _like("full", "EVE", _scatter_eve, lambda k, d: 1 + k * (d - 1) + _tri(d) - d, False),
+        _like("full", "VVE", _scatter_vve, lambda k, d: k * d + _tri(d) - d, False),
+        _like("full", "EEV", _scatter_eev, lambda k, d: d + k * (_tri(d) - d), False),
+        _like("full", "VEV", _scatter_vev, lambda k, d: k + d - 1 + k * (_tri(d) - d), False),
         _like("full", "EVV", _scatter_evv, lambda k, d: 1 + k * (_tri(d) - 1)),
         _like("full", "VVV"),
     )

@@ -23,8 +23,8 @@ def fit_standardized(gm, X: np.ndarray):
     Parameters
     ----------
     gm : GaussianMixture
-        Unfitted; its ``covariance_type`` must not be ``"spherical"`` (one variance per
-        component cannot carry per-column scales).
+        Unfitted; its covariance family must be ``rescalable`` (not spherical, EII,
+        EEV, VEV, EVE or VVE).
     X : ndarray of shape (n_samples, n_features)
 
     Returns
@@ -36,13 +36,19 @@ def fit_standardized(gm, X: np.ndarray):
     Raises
     ------
     ValueError
-        For spherical covariances.
+        For a family that a per-feature rescaling does not keep.
     """
     fam = families.get(gm.covariance_type)
-    if fam.scalar_variances:
+    if not fam.rescalable:
+        why = (
+            "a variance per component cannot carry per-feature scales"
+            if fam.scalar_variances
+            else "its equal shapes or orientations are not kept when columns are rescaled"
+        )
         raise ValueError(
-            "--standardize needs per-feature scales, which a spherical covariance cannot "
-            "express in the data's units; use diag, tied or full."
+            f"--standardize cannot fit covariance_type={gm.covariance_type!r} in the data's "
+            f"units: {why}; use diag, tied, full or another model whose constraint a "
+            "per-feature rescaling keeps."
         )
     X = np.asarray(X, dtype=np.float64)
     m = X.mean(axis=0)
