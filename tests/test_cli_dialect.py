@@ -126,3 +126,10 @@ def test_k_is_spelled_alike_in_fit_and_landscape():
         (cmd,) = [c for n, c in _commands(COMMAND) if n == name]
         (opt,) = [p for p in cmd.params if p.name == "k"]
         assert {"-k", "--k", "--components"} <= set(opt.opts), name
+
+
+def test_fit_offers_every_covariance_type_of_the_estimator():
+    from gmmscape.cli.fit import _COV
+    from gmmscape.estimator._gaussian_mixture import COVARIANCE_TYPES
+
+    assert _COV == COVARIANCE_TYPES

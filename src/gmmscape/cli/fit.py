@@ -10,7 +10,12 @@ from rich.markup import escape
 
 from gmmscape.cli._app import app, console
 
-_COV = ("full", "tied", "diag", "spherical")
+#: GaussianMixture's covariance types, listed here so that --help imports no estimator
+#: (tests/test_cli_dialect.py checks that they equal the estimator's COVARIANCE_TYPES).
+_COV = (
+    "full", "tied", "diag", "spherical", "EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE",
+    "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
+)  # fmt: skip
 
 
 def _fail(exc: Exception) -> None:
@@ -31,7 +36,13 @@ def _check_out_file(out: Path) -> None:
 def fit(
     data: Annotated[Path, typer.Argument(help="CSV, .npy or Parquet file, one row per point.")],
     k: Annotated[int, typer.Option("-k", "--k", "--components", help="Number of components.")],
-    covariance: Annotated[str, typer.Option(help="full, tied, diag or spherical.")] = "full",
+    covariance: Annotated[
+        str,
+        typer.Option(
+            help="full, tied, diag, spherical, or one of mclust's models EII, VII, EEI, VEI, "
+            "EVI, VVI, EEE, VEE, EVE, VVE, EEV, VEV, EVV, VVV."
+        ),
+    ] = "full",
     out: Annotated[Path, typer.Option(help="Where to write the model (JSON).")] = Path(
         "model.json"
     ),
