@@ -769,15 +769,6 @@ def defaults_run():
     )
 
 
-SPAN45_CASES = [  # (seed, k, k*, spread, model sigma): the slow test's problems
-    (2, 3, 2, 6.0, 1.0),
-    (1, 2, 3, 6.0, 1.0),
-    (3, 3, 3, 5.0, 1.0),
-    (4, 3, 3, 10.0, 1.0),
-    (5, 3, 3, 3.0, 1.3),
-    (6, 2, 3, 12.0, 1.0),
-    (7, 3, 2, 20.0, 0.8),
-]
 #: Wider model spans (q = k - 1 >= 3), beyond the projection reference: estimates only.
 SPAN45_WIDE = [(5, 4, 1, 2.0, 1.0), (7, 4, 2, 6.0, 1.0), (8, 5, 1, 2.0, 1.0)]
 
@@ -787,7 +778,7 @@ def span45_run():
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from projection_reference import population_reference, span_problem
+    from projection_reference import SPAN45_CASES, population_reference, span_problem
 
     t_start = time.perf_counter()
     keys = ("kl", "grad", "em_means")

@@ -50,6 +50,19 @@ CUBATURE_MAX_SUBDIVISIONS = 50_000
 SPAN_RTOL = 1e-12
 
 
+#: The r = 4, 5 problems with q, q* <= 2 (seed, k, k*, spread, model sigma) of
+#: :func:`span_problem`: the first is tested fast, the others slow, all by the benchmark.
+SPAN45_CASES = [
+    (2, 3, 2, 6.0, 1.0),
+    (1, 2, 3, 6.0, 1.0),
+    (3, 3, 3, 5.0, 1.0),
+    (4, 3, 3, 10.0, 1.0),
+    (5, 3, 3, 3.0, 1.3),
+    (6, 2, 3, 12.0, 1.0),
+    (7, 3, 2, 20.0, 0.8),
+]
+
+
 def _basis(diffs: np.ndarray, d: int) -> np.ndarray:
     """Orthonormal basis (d, q) of the row span of ``diffs`` (n, d)."""
     if diffs.shape[0] == 0:

@@ -16,7 +16,7 @@ from scipy.special import logsumexp
 
 import gmmscape as gs
 from gmmscape.core.sources import QuadratureWarning
-from projection_reference import population_reference, span_problem
+from projection_reference import SPAN45_CASES, population_reference, span_problem
 
 #: Relative accuracy promised at the default settings for these spans (issue 18, item 7).
 RTOL_PROMISE = 1e-8
@@ -55,21 +55,11 @@ def _check(problem, promise=RTOL_PROMISE):
 
 
 def test_r4_matches_reference_to_the_promise():
-    _check(span_problem(2, k=3, kstar=2, spread=6.0))
+    _check(span_problem(*SPAN45_CASES[0]))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("seed", "k", "kstar", "spread", "s"),
-    [
-        (1, 2, 3, 6.0, 1.0),
-        (3, 3, 3, 5.0, 1.0),
-        (4, 3, 3, 10.0, 1.0),
-        (5, 3, 3, 3.0, 1.3),
-        (6, 2, 3, 12.0, 1.0),
-        (7, 3, 2, 20.0, 0.8),
-    ],
-)
+@pytest.mark.parametrize(("seed", "k", "kstar", "spread", "s"), SPAN45_CASES[1:])
 def test_r45_matches_reference_to_the_promise(seed, k, kstar, spread, s):
     _check(span_problem(seed, k, kstar, spread, s))
 
