@@ -433,16 +433,6 @@ def _host_em(fd: _FitData, params, masks, lb0, hyper, max_iter, report=0) -> K.E
     )
 
 
-def _stack(items):
-    """Stack pytrees of arrays along a new leading axis (in NumPy: compiles nothing)."""
-    return jax.tree_util.tree_map(lambda *a: np.stack([np.asarray(x) for x in a]), *items)
-
-
-def _take(tree, i):
-    """Entry ``i`` of the leading axis of every leaf, as NumPy arrays."""
-    return jax.tree_util.tree_map(lambda a: np.asarray(a)[i], tree)
-
-
 class GaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by EM on JAX, compatible with scikit-learn.
 
@@ -761,7 +751,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         lbs = np.asarray(res.lower_bound, dtype=np.float64)
         lbs_sel = np.where(np.isnan(lbs), -np.inf, lbs)
         best = int(np.argmax(lbs_sel))
-        params = _take(res.params, best)
+        params = K.take_tree(res.params, best)
         n_iter = int(res.n_iter[best])
         trace = np.asarray(res.trace[best], dtype=np.float64)[:n_iter]
         for i in range(lbs.shape[0]):
@@ -887,8 +877,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             zeros if "means" in freeze else ones,
             zeros if "covariances" in freeze else ones,
         )
-        masks = _stack([m] * len(starts))
-        return fd, _stack(starts), masks, lb0
+        masks = K.stack_trees([m] * len(starts))
+        return fd, K.stack_trees(starts), masks, lb0
 
     @staticmethod
     def _check_scale(var, lo, hi, offset, n, dtype):
@@ -1033,7 +1023,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         weights = means = cov = pc = None
         if padded is not None:
             padded = jax.tree_util.tree_map(lambda a: np.asarray(a)[None], padded)
-            weights, means, cov, pc = _take(K.unpad_components(padded, k, ct), 0)
+            weights, means, cov, pc = K.take_tree(K.unpad_components(padded, k, ct), 0)
         if "weights" in inits:
             weights = np.asarray(inits["weights"], dt)
         if "means" in inits:
@@ -1149,8 +1139,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         rows, n_chunks = chunk_layout(n, k_pad, d, 1, self.chunk_size)
         center = self._center()
         xc, _ = device_chunks(X, np.zeros(n, dt), rows, n_chunks, center.astype(dt))
-        params = _stack([self._fitted_params(dt, center)])
-        params = _take(K.pad_components(params, None, k_pad, self.covariance_type)[0], 0)
+        params = K.stack_trees([self._fitted_params(dt, center)])
+        params = K.take_tree(K.pad_components(params, None, k_pad, self.covariance_type)[0], 0)
         return xc, params, n
 
     def _posterior(self, X) -> tuple[np.ndarray, np.ndarray]:

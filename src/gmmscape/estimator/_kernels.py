@@ -409,6 +409,35 @@ def batch_bucket(b: int, n_rows: int = 0, k: int = 1, d: int = 1) -> int:
     return p if n_rows * k * d * p < PAD_LIMIT else int(b)
 
 
+def stack_trees(items):
+    """Stack pytrees of arrays along a new leading axis, in NumPy (compiles nothing).
+
+    Parameters
+    ----------
+    items : sequence of pytrees of the same structure
+
+    Returns
+    -------
+    pytree of NumPy arrays with a leading axis of ``len(items)``
+    """
+    return jax.tree_util.tree_map(lambda *a: np.stack([np.asarray(x) for x in a]), *items)
+
+
+def take_tree(tree, i: int):
+    """Entry ``i`` of the leading axis of every leaf, as NumPy arrays.
+
+    Parameters
+    ----------
+    tree : pytree of arrays with a leading axis
+    i : int
+
+    Returns
+    -------
+    pytree of NumPy arrays
+    """
+    return jax.tree_util.tree_map(lambda a: np.asarray(a)[i], tree)
+
+
 def pad_components(params: Params, masks: Masks | None, k_pad: int, cov_type: str):
     """Append components of weight 0 (frozen, identity covariance) up to ``k_pad``.
 

@@ -223,10 +223,6 @@ def apply_move(params: Params, move, top, masks: Masks, cov_type: str, floor) ->
     return Params(jnp.asarray(w_new / w_new.sum(), dt), jnp.asarray(mu_new, dt), c, pc)
 
 
-def _stack(items):
-    return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *items)
-
-
 def _loglik(fd, batch: Params) -> np.ndarray:
     st = fd.stats(batch)
     return np.asarray(st.ll / st.w, np.float64)
@@ -266,7 +262,7 @@ def refine_fit(est, fd, params: Params, masks_batch: Masks, hyper, trace_len: in
     max_moves = k if est.refine_max_moves is None else est.refine_max_moves
     n_cand = est.refine_candidates
     reg, floor, step, tol, _ = hyper
-    ll = float(_loglik(fd, _stack([params]))[0])
+    ll = float(_loglik(fd, K.stack_trees([params]))[0])
     accept_tol = max(float(est.tol), 1e-10 * abs(ll))
     moves, trace = [], []
     for _ in range(max_moves):
@@ -286,8 +282,8 @@ def refine_fit(est, fd, params: Params, masks_batch: Masks, hyper, trace_len: in
             )
         lb0 = jnp.full((n_cand,), -jnp.inf, fd.dtype)
         h_part = (reg, floor, step, tol, jnp.asarray(PARTIAL_EM_ITER, jnp.int32))
-        part = fd.run_em(_stack(starts), _stack(pmasks), lb0, h_part, trace_len)
-        full_masks = _stack([masks] * n_cand)
+        part = fd.run_em(K.stack_trees(starts), K.stack_trees(pmasks), lb0, h_part, trace_len)
+        full_masks = K.stack_trees([masks] * n_cand)
         h_full = (reg, floor, step, tol, jnp.asarray(est.max_iter, jnp.int32))
         res = fd.run_em(part.params, full_masks, lb0, h_full, trace_len)
         lls = _loglik(fd, res.params)
