@@ -13,9 +13,11 @@ DOCS_STAMP := $(VENV)/.docs-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[test]'
+	$(BIN)/python -m pip install -e '.[test,docs]'
 	touch $(STAMP)
 
+# The docs extra is part of the first install (the fast suite builds the docs); this stamp
+# adds it to an environment made before it was.
 $(DOCS_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -e '.[test,docs]'
 	touch $(DOCS_STAMP)
