@@ -29,7 +29,8 @@ from gmmscape._lazy import LazyModule
 from gmmscape.core import chunks
 
 if TYPE_CHECKING:  # annotations only
-    from gmmscape.estimator._kernels import Params
+    from gmmscape.core.mixture import Params
+    from gmmscape.core.stats import Stats
 
 # JAX, the kernels and the covariance families are imported by the first fit, not by
 # ``from gmmscape import GaussianMixture`` (which then costs no more than scikit-learn's)
@@ -264,7 +265,7 @@ class _FitData:
         )
 
     # -- statistics over the whole data, for a batch of parameters --------------------
-    def stats(self, params: Params, pool: ThreadPoolExecutor | None = None) -> K.SuffStats:
+    def stats(self, params: Params, pool: ThreadPoolExecutor | None = None) -> Stats:
         """Summed statistics for a batch of parameters (leading axis b, ``k`` components)."""
         padded, _ = K.pad_components(params, None, self.k_pad, self.cov_type)
         st = K.sum_parts(self.stat_parts(padded, pool))
