@@ -197,7 +197,7 @@ def test_threaded_statistics_match_sklearn_and_one_loop(ct, capsys):
 
 
 def test_stat_threads_gives_each_thread_four_chunks():
-    from gmmscape.estimator._gaussian_mixture import stat_threads
+    from gmmscape.core.sources import stat_threads
 
     assert stat_threads(4, 9) == 2
     assert stat_threads(8, 100) == 8
@@ -328,11 +328,11 @@ def test_refine_criteria_flag_the_structures():
     Xb, _, start = seed_b_data()
     gm = GaussianMixture(3, means_init=start, tol=1e-6).fit(Xb)
     fd_params = gm._fitted_params(np.float64)
-    from gmmscape.estimator._gaussian_mixture import _FitData, chunk_layout, to_chunks
+    from gmmscape.core.sources import Chunks
+    from gmmscape.estimator._gaussian_mixture import _FitData
 
-    rows, nc = chunk_layout(len(Xb), 3, 2)
-    xc, wc = to_chunks(Xb, np.ones(len(Xb)), rows, nc)
-    fd = _FitData("full", "em", np.float64, np.zeros(2), len(Xb), 2, 3, 1e-6, xc=xc, wc=wc)
+    data = Chunks.from_arrays(Xb, np.ones(len(Xb)), k=3)
+    fd = _FitData("full", "em", np.float64, np.zeros(2), len(Xb), 2, 3, 1e-6, data=data)
     j_merge, j_split, _ = criteria(fd, fd_params, "full")
     pair = set(np.unravel_index(np.argmax(j_merge), j_merge.shape))
     near_a = set(np.flatnonzero(np.linalg.norm(gm.means_, axis=1) < 3))

@@ -325,6 +325,28 @@ def scan_family_stats(
     return chunk_sum(lambda x, w: family_stats(x, w, params, family), xc, wc, lo=lo, hi=hi)
 
 
+@partial(jax.jit, static_argnames=("family",))
+def batched_family_stats(xc, wc, params: Params, lo=None, hi=None, *, family: str) -> Stats:
+    """:func:`scan_family_stats` vmapped over a batch of parameters, compiled.
+
+    Parameters
+    ----------
+    xc : array of shape (n_chunks, m, d)
+    wc : array of shape (n_chunks, m)
+    params : Params with a leading batch axis b
+    lo, hi : int array of shape (), optional
+        Sum chunks ``lo <= i < hi`` only (default all); traced, so every range of the
+        same buffer runs one compiled function (one host thread each).
+    family : str
+
+    Returns
+    -------
+    Stats with a leading batch axis b
+    """
+    lo = 0 if lo is None else lo
+    return jax.vmap(lambda p: scan_family_stats(xc, wc, p, family, lo, hi))(params)
+
+
 def add_stats(a: Stats | None, b: Stats) -> Stats:
     """Add two :class:`Stats` field by field (``a`` may be ``None``).
 

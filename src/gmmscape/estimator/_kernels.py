@@ -24,6 +24,7 @@ import numpy as np
 from gmmscape.core import families
 from gmmscape.core.families import collapse_floor, floor_rel  # noqa: F401 (K.* API)
 from gmmscape.core.mixture import Masks, Params
+from gmmscape.core.sources import sum_parts
 from gmmscape.core.stats import (
     Stats,
     chunk_sum,
@@ -40,23 +41,6 @@ def _moments(x, wr, cov_type):
 
 #: A family's moments of weighted responsibilities, compiled (initialization).
 moments_jit = jax.jit(_moments, static_argnames=("cov_type",))
-
-
-@partial(jax.jit, donate_argnums=0)
-def set_chunk(buf: jax.Array, i, x: jax.Array) -> jax.Array:
-    """``buf`` with chunk ``i`` set to ``x``, in place (the buffer is donated).
-
-    Parameters
-    ----------
-    buf : array of shape (n_chunks, m, d)
-    i : int
-    x : array of shape (m, d)
-
-    Returns
-    -------
-    array of shape (n_chunks, m, d)
-    """
-    return buf.at[i].set(x)
 
 
 @partial(jax.jit, static_argnames=("k", "cov_type"))
@@ -432,30 +416,6 @@ def em_batch(
     )
 
 
-@partial(jax.jit, static_argnames=("cov_type",))
-def batched_stats(xc, wc, params, lo=None, hi=None, *, cov_type) -> Stats:
-    """:func:`gmmscape.core.stats.scan_family_stats` vmapped over a batch of parameters.
-
-    One call per Dask block or host thread.
-
-    Parameters
-    ----------
-    xc : array of shape (n_chunks, m, d)
-    wc : array of shape (n_chunks, m)
-    params : Params with a leading batch axis
-    lo, hi : int array of shape (), optional
-        Sum chunks ``lo <= i < hi`` only (default all); traced, so every range of the
-        same buffer runs one compiled function.
-    cov_type : str
-
-    Returns
-    -------
-    Stats with a leading batch axis
-    """
-    lo = 0 if lo is None else lo
-    return jax.vmap(lambda p: scan_family_stats(xc, wc, p, cov_type, lo, hi))(params)
-
-
 @partial(jax.jit, static_argnames=("cov_type", "algorithm"))
 def batched_m_step(st, params, masks, hyper, *, cov_type, algorithm):
     """:func:`gmmscape.core.updates.m_step` vmapped over a batch (the M-step of :func:`host_step`).
@@ -476,11 +436,6 @@ def batched_m_step(st, params, masks, hyper, *, cov_type, algorithm):
     reg_covar, floor, step_size, _, _ = hyper
     fn = partial(m_step, family=cov_type, algorithm=algorithm)
     return jax.vmap(lambda s, p, m: fn(s, p, m, reg_covar, floor, step_size))(st, params, masks)
-
-
-def sum_parts(parts):
-    """The leaf-wise sum of a sequence of pytrees of the same structure (partial stats)."""
-    return jax.tree_util.tree_map(lambda *a: sum(a[1:], a[0]), *parts)
 
 
 @partial(jax.jit, static_argnames=("cov_type", "algorithm"))
