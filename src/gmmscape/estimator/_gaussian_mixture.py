@@ -37,6 +37,7 @@ jnp = LazyModule("jax.numpy")
 K = LazyModule("gmmscape.estimator._kernels")
 families = LazyModule("gmmscape.core.families")
 sources = LazyModule("gmmscape.core.sources")
+driver = LazyModule("gmmscape.dynamics.driver")
 
 #: The covariance types (families of :mod:`gmmscape.core.families` with free covariances):
 #: scikit-learn's four and mclust's models (``families.MCLUST_MODELS``; VII, VVI, EEE and
@@ -185,53 +186,52 @@ class _FitData:
 
 
 def _host_em(fd: _FitData, params, masks, lb0, hyper, max_iter, report=0) -> K.EMResult:
-    """EM driven from the host: :meth:`_FitData.stats` (threads or Dask), the M-step kernel.
+    """EM driven from the host (:func:`gmmscape.dynamics.driver.run_host`): the source's
+    statistics (threads or Dask), then the M-step kernel.
 
     The stopping rule, trace and result are those of :func:`K.em_batch`.
     """
-    tol, n_max = float(hyper[3]), int(hyper[4])
-    b = lb0.shape[0]
-    lb = np.asarray(lb0, dtype=np.float64).copy()
-    trace = np.full((b, max(max_iter, 1)), np.nan)
-    n_iter = np.zeros(b, int)
-    conv = np.zeros(b, bool)
-    nbad = np.zeros(b, int)
     threads = fd.data.threads
     pool = ThreadPoolExecutor(threads) if threads > 1 else None
+
+    def step(state, active):
+        p, nbad = state
+        p, lb, bad = K.host_step(
+            fd.data.stat_parts(p, fd.cov_type, pool),
+            p,
+            masks,
+            jnp.asarray(active),
+            hyper,
+            cov_type=fd.cov_type,
+            algorithm=fd.algorithm,
+        )
+        lb, bad = jax.device_get((lb, bad))
+        return (p, nbad + np.where(active, bad, 0)), lb, np.zeros(len(active), bool)
+
+    def live(i, it, lb, change):
+        K.print_iteration(i, it, lb, change, report)
+
     try:
-        for it in range(n_max):
-            active = ~conv
-            params, lb_dev, bad = K.host_step(
-                fd.data.stat_parts(params, fd.cov_type, pool),
-                params,
-                masks,
-                jnp.asarray(active),
-                hyper,
-                cov_type=fd.cov_type,
-                algorithm=fd.algorithm,
-            )
-            lb_new, bad = jax.device_get((lb_dev, bad))
-            lb_new = np.asarray(lb_new, dtype=np.float64)
-            if report:
-                for i in np.flatnonzero(active):
-                    K.print_iteration(i, it + 1, lb_new[i], lb_new[i] - lb[i], report)
-            trace[active, it] = lb_new[active]
-            n_iter[active] += 1
-            nbad[active] += np.asarray(bad)[active]
-            conv = conv | (active & (np.abs(lb_new - lb) < tol))
-            lb = np.where(active, lb_new, lb)
-            if conv.all():
-                break
+        (params, nbad), out = driver.run_host(
+            step,
+            (params, np.zeros(len(lb0), int)),
+            lb0,
+            float(hyper[3]),
+            int(hyper[4]),
+            criterion="change",
+            trace_len=max_iter,
+            report=live if report else None,
+        )
     finally:
         if pool is not None:
             pool.shutdown()
     dt = fd.dtype
     return K.EMResult(
         params,
-        jnp.asarray(lb, dt),
-        jnp.asarray(trace, dt),
-        jnp.asarray(n_iter),
-        jnp.asarray(conv),
+        jnp.asarray(out["value"], dt),
+        jnp.asarray(out["trace"], dt),
+        jnp.asarray(out["it"]),
+        jnp.asarray(out["done"]),
         jnp.asarray(nbad),
     )
 

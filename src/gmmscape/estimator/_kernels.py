@@ -33,6 +33,7 @@ from gmmscape.core.stats import (
     scan_family_stats,
 )
 from gmmscape.core.updates import m_step
+from gmmscape.dynamics import driver
 
 
 def _moments(x, wr, cov_type):
@@ -346,34 +347,30 @@ def print_iteration(start, it, lb, change, interval: int = 1) -> None:
 
 def _em_one(xc, wc, params, masks, lb0, hyper, start, cov_type, algorithm, max_iter, report):
     reg_covar, floor, step_size, tol, n_max = hyper
-    dtype = params.means.dtype
-    trace = jnp.full((max_iter,), jnp.nan, dtype)
 
-    def cond(state):
-        _, _, _, it, conv, _ = state
-        return (it < n_max) & ~conv
-
-    def body(state):
-        p, lb, tr, it, _, nbad = state
+    def step(state):
+        p, nbad = state
         st = scan_family_stats(xc, wc, p, cov_type)
-        lb_new = st.ll / st.w
         p_new, bad = m_step(st, p, masks, reg_covar, floor, step_size, cov_type, algorithm)
-        conv = jnp.abs(lb_new - lb) < tol
-        if report:  # live, from inside the compiled loop; vmapped starts that are done
-            # keep looping with the others, so only the active ones print
-            jax.lax.cond(
-                cond(state),
-                lambda: jax.debug.callback(
-                    partial(print_iteration, interval=report), start, it + 1, lb_new,
-                    lb_new - lb, ordered=True,
-                ),
-                lambda: None,
-            )  # fmt: skip
-        return p_new, lb_new, tr.at[it].set(lb_new), it + 1, conv, nbad + bad
+        return (p_new, nbad + bad), st.ll / st.w, False
 
-    init = (params, lb0.astype(dtype), trace, jnp.asarray(0), jnp.asarray(False), jnp.asarray(0))
-    p, lb, tr, it, conv, nbad = jax.lax.while_loop(cond, body, init)
-    return EMResult(p, lb, tr, it, conv, nbad)
+    def live(it, lb, change):  # printed from inside the compiled loop
+        jax.debug.callback(
+            partial(print_iteration, interval=report), start, it, lb, change, ordered=True
+        )
+
+    init = driver.start(
+        (params, jnp.asarray(0)), lb0, trace_len=max_iter, dtype=params.means.dtype
+    )
+    out = driver.run(
+        step,
+        init,
+        driver.Rule(tol, n_max),
+        criterion="change",
+        report=live if report else None,
+    )
+    p, nbad = out.state
+    return EMResult(p, out.value, out.trace, out.it, out.done, nbad)
 
 
 @partial(jax.jit, static_argnames=("cov_type", "algorithm", "max_iter", "report"))
