@@ -917,7 +917,8 @@ def device_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int, offset
     """
     n, d = X.shape
     if n_chunks == 1:
-        return tuple(map(jnp.asarray, to_chunks(X, w, rows, 1, offset)))
+        # device_put, not jnp.asarray: that compiles a program per shape
+        return tuple(map(jax.device_put, to_chunks(X, w, rows, 1, offset)))
     xc = jnp.zeros((n_chunks, rows, d), X.dtype)
     for i in range(n_chunks):
         lo, hi = i * rows, min(n, (i + 1) * rows)
@@ -929,7 +930,7 @@ def device_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int, offset
         xc = set_chunk(xc, i, xi).block_until_ready()
     wp = np.zeros(rows * n_chunks, X.dtype)
     wp[:n] = w
-    return xc, jnp.asarray(wp.reshape(n_chunks, rows))
+    return xc, jax.device_put(wp.reshape(n_chunks, rows))
 
 
 def stat_threads(n_threads: int | None, n_chunks: int) -> int:
@@ -1058,7 +1059,7 @@ def _block_chunks(xb, wb, src):
     xb = np.asarray(xb, dtype=src.dtype)
     wb = np.asarray(wb, dtype=src.dtype)
     rows, n_chunks = chunk_layout(xb.shape[0], src.k, xb.shape[1], 1, src.chunk_size)
-    return (jnp.asarray(a) for a in to_chunks(xb, wb, rows, n_chunks, src.offset))
+    return (jax.device_put(a) for a in to_chunks(xb, wb, rows, n_chunks, src.offset))
 
 
 def _block_stats(xb, wb, payload, src):
@@ -1132,7 +1133,7 @@ class DaskChunks:
                 for i in range(0, len(parts), 2)
             ]
         (total,) = dask.compute(parts[0])
-        return jax.tree_util.tree_map(jnp.asarray, total)
+        return jax.tree_util.tree_map(jax.device_put, total)
 
     def stat_parts(self, params: Params, family: str, pool=None) -> tuple:
         """The statistics of a batch of mixtures, summed on the cluster (one part).
@@ -1155,7 +1156,7 @@ class DaskChunks:
 
 
 def _one(params: Params) -> Params:
-    return jax.tree_util.tree_map(lambda a: jnp.asarray(a)[None], params)
+    return jax.tree_util.tree_map(lambda a: jax.device_put(np.asarray(a)[None]), params)
 
 
 def _first(stats: Stats) -> Stats:

@@ -129,11 +129,12 @@ class _FitData:
     def hyper(self, reg_covar, step_size, tol, n_max):
         dt = self.dtype
         return (
-            jnp.asarray(reg_covar, dt),
-            jnp.asarray(self.floor, dt),
-            jnp.asarray(step_size, dt),
-            jnp.asarray(tol, dt),
-            jnp.asarray(n_max, jnp.int32),
+            # device_put, not jnp.asarray: that compiles a program per shape and dtype
+            jax.device_put(np.asarray(reg_covar, dt)),
+            jax.device_put(np.asarray(self.floor, dt)),
+            jax.device_put(np.asarray(step_size, dt)),
+            jax.device_put(np.asarray(tol, dt)),
+            jax.device_put(np.asarray(n_max, np.int32)),
         )
 
     def stats(self, params: Params) -> Stats:
@@ -200,7 +201,7 @@ def _host_em(fd: _FitData, params, masks, lb0, hyper, max_iter, report=0) -> K.E
             fd.data.stat_parts(p, fd.cov_type, pool),
             p,
             masks,
-            jnp.asarray(active),
+            jax.device_put(active),
             hyper,
             cov_type=fd.cov_type,
             algorithm=fd.algorithm,
@@ -228,11 +229,11 @@ def _host_em(fd: _FitData, params, masks, lb0, hyper, max_iter, report=0) -> K.E
     dt = fd.dtype
     return K.EMResult(
         params,
-        jnp.asarray(out["value"], dt),
-        jnp.asarray(out["trace"], dt),
-        jnp.asarray(out["it"]),
-        jnp.asarray(out["done"]),
-        jnp.asarray(nbad),
+        np.asarray(out["value"], dt),
+        np.asarray(out["trace"], dt),
+        out["it"],
+        out["done"],
+        nbad,
     )
 
 
