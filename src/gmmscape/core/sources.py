@@ -1,4 +1,7 @@
-"""Sources: the measures that every statistic is an expectation over (DESIGN.md section 1).
+"""Sources: the measures that every statistic is an expectation over.
+
+The one engine (README "Layout"): the sources are the only code that knows where points
+come from.
 
 A source only supplies weighted points in batches; :func:`gmmscape.core.stats.batch_stats`
 sums the statistics and :mod:`gmmscape.core.updates` turns the sums into results. The
@@ -245,7 +248,7 @@ class Source:
     def family_stats(self, params: Params, family: str) -> Stats:
         """The E-step statistics of a mixture of any covariance family under this source.
 
-        The estimator's half of the source (DESIGN.md section 1): the same points (a
+        The estimator's half of the source (the one engine, README "Layout"): the same points (a
         sample, a stream, quadrature nodes of the truth) summed by
         :func:`gmmscape.core.stats.family_stats`; :func:`gmmscape.core.updates.m_step`
         turns them into an EM step.

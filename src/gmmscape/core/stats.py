@@ -1,10 +1,10 @@
 """Per-point statistics of a mixture, summed over a weighted batch of points.
 
 This module holds the ONE implementation of every statistic that gmmscape's algorithms
-need (DESIGN.md section 1). A source (sample, stream, population) only supplies batches of
-``(points, weights)`` and adds up the :class:`Stats` that :func:`batch_stats` returns; the
-update rules in :mod:`gmmscape.core.updates` turn the sums into losses, gradients,
-Hessians and EM steps.
+need (the one engine, README "Layout"). A source (sample, stream, population) only
+supplies batches of ``(points, weights)`` and adds up the :class:`Stats` that
+:func:`batch_stats` returns; the update rules in :mod:`gmmscape.core.updates` turn the
+sums into losses, gradients, Hessians and EM steps.
 
 Two kinds of model use the one :class:`Stats` struct: the isotropic :class:`Mixture` of
 the research half (:func:`batch_stats`: losses, gradients, Hessians, standard errors) and
@@ -123,7 +123,7 @@ def log_density(x: jax.Array, model: Mixture) -> jax.Array:
 def normalize_log(lw: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Log-sum-exp and responsibilities of per-component log-densities, for any family.
 
-    The one place responsibilities are computed (DESIGN.md section 1): one ``exp`` per
+    The one place responsibilities are computed (the one engine, README "Layout"): one ``exp`` per
     entry, shifted by the row maximum, so a component far from a point gets exactly 0
     and a row whose every entry is ``-inf`` gives ``-inf`` and zeros, never NaN.
 

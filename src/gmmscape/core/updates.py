@@ -1,7 +1,7 @@
 """Losses, derivatives and update rules computed from summed :class:`Stats`.
 
 Each function here is the single implementation of its quantity for every source
-(DESIGN.md section 1). Inputs are the summed statistics and the model expressed in the
+(the one engine, README "Layout"). Inputs are the summed statistics and the model expressed in the
 source's :class:`~gmmscape.core.frame.Frame` coordinates; outputs are in the same
 coordinates (the sources lift them back). All functions are pure ``jax.numpy`` code and
 may be jitted, vmapped and scanned.

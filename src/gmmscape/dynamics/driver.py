@@ -1,7 +1,7 @@
 """The one driver: an update rule iterated until a stopping rule says stop.
 
-Every loop to convergence in gmmscape is this loop (DESIGN.md section 1): the estimator's
-EM and gradient EM (:func:`gmmscape.estimator._kernels.em_batch` and its host-driven
+Every loop to convergence in gmmscape is this loop (the one engine, README "Layout"): the
+estimator's EM and gradient EM (:func:`gmmscape.estimator._kernels.em_batch` and its host-driven
 form), the landscape's batch of starts and its Newton polish, the seed A trajectories
 between record points and the trap escapes. A caller supplies only its ``step``; the
 driver owns the iteration count, the stopping test, the trace and the live report.

@@ -1,7 +1,7 @@
 """Pure JAX kernels of the :class:`~gmmscape.estimator.GaussianMixture` estimator.
 
 The statistics and update rules are the core's, written once for every family
-(DESIGN.md section 1): :func:`gmmscape.core.stats.family_stats` (E-step and sufficient
+(the one engine, README "Layout"): :func:`gmmscape.core.stats.family_stats` (E-step and sufficient
 statistics of one batch), :func:`gmmscape.core.stats.scan_family_stats` (summed over
 fixed-size chunks) and :func:`gmmscape.core.updates.m_step`. This module holds what is
 the estimator's own: the padding of components and restarts to compiled buckets, the
