@@ -1,7 +1,7 @@
 """Covariance families: one registry entry per family, the same small set of pure functions.
 
 Every algorithm that needs a Gaussian log-density, the sufficient statistics of a
-covariance or its M-step asks the family for them (DESIGN.md section 1); nothing else
+covariance or its M-step asks the family for them (the one engine, README "Layout"); nothing else
 branches on the covariance type. Adding a family is adding one :class:`Family` to
 :data:`FAMILIES`.
 
