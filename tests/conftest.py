@@ -2,7 +2,7 @@
 
 ``pytest --cpu-durations=N`` lists the N tests that cost the most CPU time (this process's
 threads and the subprocesses it waited for, setup and teardown included), the figure that
-decides which tests are marked ``slow`` (see the README's "Tests" section).
+decides which tests are marked ``slow`` (see the README's "Quickstart").
 """
 
 import os

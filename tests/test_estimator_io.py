@@ -96,8 +96,8 @@ def test_recovery_experiment_is_registered():
     json.dumps(out)
     assert out["recovered"] and out["n_found"] == 3 and out["max_distance"] < 0.5
     figs = exp.plot([(p.model_dump(), out)])
-    (line,) = figs["recovery"].axes[0].get_lines()
-    assert list(line.get_ydata()) == [1.0]
+    (bars,) = figs["recovery"].axes[0].containers  # one errorbar: data line, caps, bars
+    assert list(bars.lines[0].get_ydata()) == [1.0]
     with pytest.raises(ValueError):
         exp.params(k=3, bogus=1)
 
