@@ -38,7 +38,8 @@ def _cpu_seconds() -> float:
 # never rely on the persistent one). Most of that is XLA compiling programs, once per
 # process and shape, and a test pays for the programs it is the first to use. Hence:
 # - a new fast test costs at most 3 CPU-seconds in `PYTEST_ARGS=--cpu-durations=0 make
-#   test` (its own line, compilation included), and its file at most 20;
+#   test` (its own line, compilation included), and a new test file at most 20 (the
+#   costliest files, test_estimator, test_estimator_realdata and test_core, cost 25-32);
 # - it reuses shapes that other fast tests already compile where its check allows: the
 #   standardized iris or wine data, the module fixtures, k of the same component bucket
 #   (estimator/_kernels.py component_bucket), the same covariance type and dtype;
