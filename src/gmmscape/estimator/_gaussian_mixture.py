@@ -453,7 +453,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     n_init : int, default 1
         Number of initializations; all of them run as one vmapped, compiled batch and the
         one with the largest final log-likelihood is kept.
-    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default "kmeans"
+    init_params : {"kmeans", "k-means++", "random", "random_from_data", "hc", "hc_eii"}, \
+default "kmeans"
+        ``"hc"`` starts from the partition into ``n_components`` clusters of mclust's
+        model-based agglomerative hierarchical clustering (VVV criterion on the
+        SVD-transformed data, mclust's default; ``"hc_eii"``: Ward's EII criterion), as
+        R's ``mclustBIC`` does. It is deterministic (``random_state`` plays no part, so
+        ``n_init > 1`` repeats one start) and, on more than 2000 rows, built on a fixed
+        subsample of 2000 rows whose M-step starts EM on all (gmmscape.estimator._hc).
     weights_init : array-like of shape (n_components,), optional
     means_init : array-like of shape (n_components, n_features), optional
     precisions_init : array-like, optional
@@ -520,7 +527,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "reg_covar": [Interval(Real, 0.0, None, closed="left")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
-        "init_params": [StrOptions({"kmeans", "random", "random_from_data", "k-means++"})],
+        "init_params": [
+            StrOptions({"kmeans", "random", "random_from_data", "k-means++", "hc", "hc_eii"})
+        ],
         "weights_init": ["array-like", None],
         "means_init": ["array-like", None],
         "precisions_init": ["array-like", None],
@@ -998,6 +1007,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                     .fit(X, sample_weight=sw)
                     .labels_
                 )
+            elif self.init_params in ("hc", "hc_eii"):
+                from gmmscape.estimator._hc import hc_labels
+
+                labels[:n] = hc_labels(X, k, "EII" if self.init_params == "hc_eii" else "VVV")
             elif self.init_params == "random_from_data":
                 p = None if unweighted else w / w.sum()
                 labels[rng.choice(n, size=k, replace=False, p=p)] = np.arange(k)
