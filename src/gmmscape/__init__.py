@@ -56,6 +56,8 @@ _LAZY = {
     "stream": "gmmscape.core.sources",
     "GaussianMixture": "gmmscape.estimator",
     "overparam": "gmmscape.experiments.overparam",
+    "select": "gmmscape.estimator.select",
+    "Selection": "gmmscape.estimator.select",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
