@@ -71,7 +71,8 @@ def test_best_is_the_argmax_and_sklearn_bic_is_the_negative(small_faithful):
     ref = mclust_bic(f)[[f["models"].index(m) for m in res.models]][:, :4]
     order = np.argsort(-ref, axis=None)[:3]
     want = [
-        (res.models[a], res.n_components[b]) for a, b in zip(*np.unravel_index(order, ref.shape))
+        (res.models[a], res.n_components[b])
+        for a, b in zip(*np.unravel_index(order, ref.shape), strict=True)
     ]
     assert [t[:2] for t in res.top(3)] == want  # mclust's order of the same grid
 
