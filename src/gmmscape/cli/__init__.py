@@ -11,6 +11,7 @@ from gmmscape.cli import (
     fit,  # noqa: F401  (registers `gmmscape fit`, `gmmscape predict`)
     landscape,  # noqa: F401  (registers `landscape`, `separation`, `bifurcation`, `random-init`)
     overparam,  # noqa: F401  (registers `overparam`, `trap`, `overparam-samples`)
+    select,  # noqa: F401  (registers `gmmscape select`)
     sweep,  # noqa: F401  (registers `gmmscape sweep`, `gmmscape report`)
 )
 from gmmscape.cli._app import app
