@@ -360,12 +360,12 @@ def select(
             else:
                 reasons[i, j] = _fit_one(gm, X, w)
             if not reasons[i, j]:
-                ll = float(gm.score(X, sample_weight=w)) * n_eff
+                log_dens, log_zmax = _posterior_summary(gm, X)
+                ones = np.ones(n_rows) if w is None else w
+                ll = float(log_dens @ ones)
                 loglik[i, j] = ll
                 bic[i, j] = 2.0 * ll - npar[i, j] * math.log(n_eff)
-                z = gm.predict_proba(X)
-                zmax = np.log(np.maximum(z.max(axis=1), np.finfo(np.float64).tiny))
-                icl[i, j] = bic[i, j] + 2.0 * float(zmax @ (np.ones(n_rows) if w is None else w))
+                icl[i, j] = bic[i, j] + 2.0 * float(log_zmax @ ones)
                 conv[i, j], n_iter[i, j] = gm.converged_, gm.n_iter_
                 val = bic[i, j] if criterion == "bic" else icl[i, j]
                 if np.isfinite(val) and val > best_val:
@@ -382,6 +382,17 @@ def select(
         best_k=None if best_at is None else best_at[1],
         seconds_total=time.perf_counter() - t_all, settings=settings,
     )  # fmt: skip
+
+
+def _posterior_summary(gm: GaussianMixture, X) -> tuple[np.ndarray, np.ndarray]:
+    """Log-density (n,) of every point and ``log max_k z_ik`` (n,), from one pass."""
+    if hasattr(X, "dask"):
+        z = np.asarray(gm.predict_proba(X))
+        log_dens = np.asarray(gm.score_samples(X))
+    else:
+        log_dens, z = gm._posterior(X)
+    tiny = np.finfo(np.float64).tiny
+    return np.asarray(log_dens, np.float64), np.log(np.maximum(z.max(axis=1), tiny))
 
 
 def _n_parameters(gm: GaussianMixture, d: int) -> int:
