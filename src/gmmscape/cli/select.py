@@ -115,11 +115,11 @@ def select(
     table = Table(
         title=f"{criterion.upper()}, {sign} is better ({X.shape[0]:,} points)", title_justify="left"
     )
-    table.add_column("k", justify="right")
-    for m in res.models:
-        table.add_column(m, justify="right")
-    for j, k in enumerate(res.n_components):
-        table.add_row(str(k), *(_fmt(values[i, j]) for i in range(len(res.models))))
+    table.add_column("model \\ k")
+    for k in res.n_components:
+        table.add_column(str(k), justify="right")
+    for i, m in enumerate(res.models):
+        table.add_row(m, *(_fmt(values[i, j], ".1f") for j in range(len(res.n_components))))
     console.print(table)
     console.print(escape(res.summary()))
     for row in res.rows():
