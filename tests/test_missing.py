@@ -129,7 +129,13 @@ def _precisions(ct, c):
     return 1.0 / c
 
 
-@pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical", "EEI", "EII"])
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    "ct",
+    ["full", "diag", *(pytest.param(c, marks=SLOW) for c in ("tied", "spherical", "EEI", "EII"))],
+)
 def test_one_em_step_equals_numpy_reference(ct):
     rng = np.random.default_rng(1)
     k, d, n = 3, 4, 40
@@ -151,7 +157,7 @@ def test_one_em_step_equals_numpy_reference(ct):
     np.testing.assert_allclose(gm.covariances_, new_c, rtol=0, atol=EXACT)
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=hst.integers(0, 2**31 - 1), rate=hst.floats(0.05, 0.6))
 def test_observed_loglik_never_decreases(seed, rate):
     rng = np.random.default_rng(seed)
@@ -164,7 +170,7 @@ def test_observed_loglik_never_decreases(seed, rate):
     assert np.all(np.diff(lb) >= -1e-9 * np.abs(lb[1:])), np.diff(lb).min()
 
 
-@pytest.mark.parametrize("ct", ["full", "diag"])
+@pytest.mark.parametrize("ct", ["full", pytest.param("diag", marks=SLOW)])
 def test_score_samples_is_scipy_marginal_density(ct):
     rng = np.random.default_rng(2)
     k, d = 3, 4
@@ -275,7 +281,7 @@ def _family_run(ct):
     np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("ct", ["full", "VEI"])
+@pytest.mark.parametrize("ct", ["full", pytest.param("VEI", marks=SLOW)])
 def test_families_fit_with_holes_and_weights(ct):
     _family_run(ct)
 
