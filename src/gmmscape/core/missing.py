@@ -119,27 +119,34 @@ def pattern_posterior(
     -------
     PatternPosterior
     """
-    d = x.shape[1]
+    m, d = x.shape
+    k = means.shape[0]
     dt = cov.dtype
     o = obs.astype(dt)
     eye = jnp.eye(d, dtype=dt)
     outer = o[:, None] * o[None, :]
     c = cov * outer + (eye - jnp.diag(o))  # Sigma_OO embedded, identity on the missing
     lo = jnp.linalg.cholesky(c)  # (k, d, d)
-    diff = jnp.where(obs[None, None, :], x[:, None, :] - means[None, :, :], 0.0)  # (m, k, d)
-    rhs = jnp.transpose(diff, (1, 2, 0))  # (k, d, m)
-    y = jax.scipy.linalg.solve_triangular(lo, rhs, lower=True)  # L^-1 diff
-    z = jax.scipy.linalg.solve_triangular(lo, y, lower=True, trans="T")  # C^-1 diff
-    maha = jnp.sum(y * y, axis=1).T  # (m, k)
+    # the small per-pattern matrices, then one matmul with all the rows for each of them
+    linv = jax.scipy.linalg.solve_triangular(lo, jnp.broadcast_to(eye, c.shape), lower=True)
+    cinv = jnp.einsum("kba,kbc->kac", linv, linv) * outer  # Sigma_OO^-1 embedded (zeros)
+    gain = jnp.einsum("kab,kbc->kac", cov, cinv)  # Sigma_.O Sigma_OO^-1 embedded
+    xo = jnp.where(obs[None, :], x, 0.0)
+    mo = means * o
+
+    def per_component(mat):  # rows (m, d) -> mat_k (x_O - mu_kO) for every k: (m, k, d)
+        prod = xo @ jnp.transpose(mat, (2, 0, 1)).reshape(d, k * d)
+        return prod.reshape(m, k, d) - jnp.einsum("kab,kb->ka", mat, mo)[None]
+
+    y = per_component(linv)  # L^-1 (x_O - mu_O)
+    maha = jnp.sum(y * y, axis=-1)  # (m, k)
     logdet = jnp.sum(jnp.log(jnp.diagonal(lo, axis1=1, axis2=2)), axis=1)  # half log|S_OO|
     n_obs = jnp.sum(o)
     lp = -0.5 * (n_obs * _LOG_2PI + maha) - logdet[None, :] + log_weights[None, :]
-    # conditional means: mu + Sigma C^-1 diff (its observed part is x_O up to rounding)
-    shift = jnp.einsum("kab,kbm->mka", cov, z)
-    xhat = jnp.where(obs[None, None, :], x[:, None, :], means[None, :, :] + shift)
+    # conditional means: mu + Sigma_.O Sigma_OO^-1 (x_O - mu_O), x_O kept where observed
+    xhat = jnp.where(obs[None, None, :], x[:, None, :], means[None, :, :] + per_component(gain))
     # Schur complement: Sigma - Sigma (M C^-1 M) Sigma, kept on the missing block only
-    cinv = jax.scipy.linalg.cho_solve((lo, True), jnp.broadcast_to(eye, c.shape)) * outer
-    q = (cov - jnp.einsum("kab,kbc,kcd->kad", cov, cinv, cov)) * ((1 - o)[:, None] * (1 - o))
+    q = (cov - jnp.einsum("kab,kbc->kac", gain, cov)) * ((1 - o)[:, None] * (1 - o))
     q = 0.5 * (q + jnp.swapaxes(q, 1, 2))
     return PatternPosterior(lp, xhat, q)
 
