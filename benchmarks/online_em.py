@@ -75,9 +75,7 @@ def main():
         online.partial_fit(x)
         t_on += time.perf_counter() - t
         if (i + 1) % args.every == 0 or i < 10 or i + 1 == n_chunks:
-            curve.append(
-                dict(passes=(i + 1) / n_chunks, seconds=t_on, held_out=online.score(held))
-            )
+            curve.append(dict(passes=(i + 1) / n_chunks, seconds=t_on, held_out=online.score(held)))
     print(f"online pass: {t_on:.1f} s", flush=True)
 
     X = np.vstack([chunk(1, i, args.chunk) for i in range(n_chunks)])
@@ -130,9 +128,7 @@ def main():
     gap_b = np.maximum([ll_batch - r["loglik"] for r in out["batch_trace"]], 1e-7)
     for ax, key in zip(axes, ("passes", "seconds"), strict=True):
         ax.loglog([c[key] for c in curve], gap_on, "o-", ms=3, label="online EM (held out)")
-        ax.loglog(
-            [r[key] for r in out["batch_trace"]], gap_b, "s-", ms=3, label="batch EM (trace)"
-        )
+        ax.loglog([r[key] for r in out["batch_trace"]], gap_b, "s-", ms=3, label="batch EM (trace)")
         ax.axhline(1e-3, color="grey", ls=":", label="1e-3")
         ax.set_xlabel("passes over the data" if key == "passes" else "seconds")
         ax.set_ylabel("gap to batch EM's final log-likelihood")
