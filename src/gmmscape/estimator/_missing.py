@@ -4,7 +4,7 @@ The statistics are those of :mod:`gmmscape.core.missing` (exact E-step, one fact
 per component and missingness pattern); this module groups the rows of a table by
 pattern into fixed-size chunks (each chunk one pattern), reduces the expected second
 moments to the family's ``s2`` form and hands them to the same M-step as complete data
-(:func:`gmmscape.estimator._kernels.m_step`, so every family of the registry, frozen
+(:func:`gmmscape.core.updates.m_step`, so every family of the registry, frozen
 parameters and gradient EM work unchanged), runs EM over the starts, and serves the
 scoring methods and :meth:`GaussianMixture.impute` for rows with NaN entries.
 
@@ -28,6 +28,8 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from gmmscape.core import chunks, families
 from gmmscape.core import missing as core
+from gmmscape.core.stats import Stats
+from gmmscape.core.updates import m_step
 from gmmscape.estimator import _kernels as K
 
 #: Elements of one chunk's largest intermediate (rows x k x d), as the complete-data
@@ -148,7 +150,7 @@ class PatternChunks:
 # --------------------------------------------------------------------------------------
 # kernels: the core statistics in the family's form, the shared M-step
 # --------------------------------------------------------------------------------------
-def suffstats(xc, wc, mc, n_real, params: K.Params, cov_type: str) -> K.SuffStats:
+def suffstats(xc, wc, mc, n_real, params: K.Params, cov_type: str) -> Stats:
     """Expected complete-data statistics of every chunk, in ``cov_type``'s ``s2`` form.
 
     Parameters
@@ -162,7 +164,8 @@ def suffstats(xc, wc, mc, n_real, params: K.Params, cov_type: str) -> K.SuffStat
 
     Returns
     -------
-    SuffStats
+    Stats
+        ``w, ll, r0, r1`` and the family's ``s2``.
     """
     fam = families.get(cov_type)
     k, d = params.means.shape
@@ -176,11 +179,12 @@ def suffstats(xc, wc, mc, n_real, params: K.Params, cov_type: str) -> K.SuffStat
         return jax.tree_util.tree_map(jnp.add, acc, one(i))
 
     st = jax.lax.fori_loop(1, n_real, body, one(0))
-    return K.SuffStats(st.ll, st.w, st.nk, st.s1, core.reduce_second_moments(fam, st.s2))
+    s2 = core.reduce_second_moments(fam, st.s2)
+    return Stats(w=st.w, ll=st.ll, r0=st.nk, r1=st.s1, s2=s2)
 
 
 @partial(jax.jit, static_argnames=("cov_type",))
-def batched_suffstats(xc, wc, mc, n_real, params, *, cov_type) -> K.SuffStats:
+def batched_suffstats(xc, wc, mc, n_real, params, *, cov_type) -> Stats:
     """:func:`suffstats` vmapped over a batch of parameters (leading axis)."""
     return jax.vmap(lambda p: suffstats(xc, wc, mc, n_real, p, cov_type))(params)
 
@@ -209,7 +213,7 @@ def em_step(xc, wc, mc, n_real, params, masks, hyper, *, cov_type, algorithm):
 
     def one(p, m):
         st = suffstats(xc, wc, mc, n_real, p, cov_type)
-        new, bad = K.m_step(st, p, m, reg_covar, floor, step_size, cov_type, algorithm)
+        new, bad = m_step(st, p, m, reg_covar, floor, step_size, cov_type, algorithm)
         return new, st.ll / st.w, bad
 
     return jax.vmap(one)(params, masks)
@@ -300,8 +304,7 @@ def prepare(est, X, sample_weight):
     k = est.n_components
     fd = _FitData(
         est.covariance_type, est.algorithm, dtype, offset.astype(dtype), n, d, k,
-        K.collapse_floor(var, dtype, est.covariance_type), chunk_size=est.chunk_size,
-        col_var=var,
+        K.collapse_floor(var, dtype, est.covariance_type), col_var=var,
     )  # fmt: skip
     return X, w, fd
 

@@ -12,7 +12,7 @@ log-likelihood kept; or the fitted parameters if the estimator was fitted before
 
 and takes the M-step of ``s``. With ``learning_decay`` in (1/2, 1] the steps satisfy
 Robbins-Monro's conditions (``sum gamma = inf``, ``sum gamma^2 < inf``). The chunk's
-statistics are those of a fit (:func:`gmmscape.estimator._kernels.batched_stats`, or the
+statistics are those of a fit (the source :class:`gmmscape.core.sources.Chunks`, or the
 missing-data E-step of :mod:`gmmscape.estimator._missing` for chunks with NaN), and the
 M-step is the fit's (:func:`gmmscape.estimator._kernels.batched_m_step`), so every
 covariance family, sample weights, frozen parameters and missing values work.
@@ -27,6 +27,8 @@ import jax
 import numpy as np
 from sklearn.utils import check_random_state
 
+from gmmscape.core import sources
+from gmmscape.core.stats import Stats
 from gmmscape.estimator import _kernels as K
 from gmmscape.estimator import _missing
 
@@ -37,7 +39,7 @@ class OnlineState:
 
     Attributes
     ----------
-    stats : SuffStats
+    stats : Stats
         Running statistics per unit weight (leading batch axis of 1).
     n_steps : int
         Chunks seen, the initializing one included.
@@ -68,7 +70,7 @@ def step_size(t: int, decay: float, offset: float) -> float:
     return float((t + offset) ** (-decay))
 
 
-def chunk_stats(X, w, params, fd, chunk_size=None) -> K.SuffStats:
+def chunk_stats(X, w, params, fd, chunk_size=None) -> Stats:
     """Statistics of one chunk for a batch of parameters, divided by the chunk's weight.
 
     Parameters
@@ -82,11 +84,8 @@ def chunk_stats(X, w, params, fd, chunk_size=None) -> K.SuffStats:
 
     Returns
     -------
-    SuffStats with a leading batch axis; ``w`` is 1.
+    Stats with a leading batch axis; ``w`` is 1.
     """
-    from gmmscape.estimator._gaussian_mixture import chunk_layout, device_chunks
-
-    n, d = X.shape
     b, k = np.shape(params.weights)
     if np.isnan(X).any():
         pc = _missing.PatternChunks.build(X, w, fd.offset, k, chunk_size)
@@ -94,9 +93,10 @@ def chunk_stats(X, w, params, fd, chunk_size=None) -> K.SuffStats:
             pc.xc, pc.wc, pc.mc, np.int32(pc.n_real), params, cov_type=fd.cov_type
         )
     else:
-        rows, n_chunks = chunk_layout(n, k, d, b, chunk_size)
-        xc, wc = device_chunks(X, w, rows, n_chunks, fd.offset)
-        st = K.batched_stats(xc, wc, params, cov_type=fd.cov_type)
+        src = sources.Chunks.from_arrays(
+            X, w, k=k, n_batch=b, chunk_size=chunk_size, offset=fd.offset
+        )
+        st = sources.sum_parts(src.stat_parts(params, fd.cov_type))
     st = jax.device_get(st)
     tot = np.asarray(st.w)
 
@@ -104,7 +104,7 @@ def chunk_stats(X, w, params, fd, chunk_size=None) -> K.SuffStats:
         a = np.asarray(a)
         return a / tot.reshape((-1,) + (1,) * (a.ndim - 1))
 
-    return K.SuffStats(*(per_weight(a) for a in st))
+    return jax.tree_util.tree_map(per_weight, st)
 
 
 def partial_fit(est, X, sample_weight) -> None:
