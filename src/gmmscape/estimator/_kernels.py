@@ -359,9 +359,7 @@ def _em_one(xc, wc, params, masks, lb0, hyper, start, cov_type, algorithm, max_i
             partial(print_iteration, interval=report), start, it, lb, change, ordered=True
         )
 
-    init = driver.start(
-        (params, jnp.asarray(0)), lb0, trace_len=max_iter, dtype=params.means.dtype
-    )
+    init = driver.start((params, jnp.asarray(0)), lb0, trace_len=max_iter, dtype=params.means.dtype)
     out = driver.run(
         step,
         init,
