@@ -573,7 +573,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """The work of :meth:`fit` and :meth:`fit_predict` (which then predicts X)."""
         self.__dict__.pop("_online", None)  # a fit ends an online run (partial_fit)
         if self.missing == "em" and _missing.has_nan(X):
-            return _missing.fit(self, self._validate_X(X, reset=True), sample_weight)
+            X = self._validate_X(X, reset=True)
+            return _missing.fit(self, X, sample_weight, _FitData, CollapseWarning)
         fd, params0, masks, lb0 = self._prepare_fit(X, sample_weight)
         hyper = fd.hyper(self.reg_covar, self.step_size, self.tol, self.max_iter)
         if self.verbose > 0:
@@ -1119,7 +1120,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         from gmmscape.estimator._online import partial_fit
 
-        partial_fit(self, X, sample_weight)
+        partial_fit(self, X, sample_weight, _FitData)
         return self
 
     def impute(self, X, n_draws=None, random_state=None):

@@ -270,7 +270,7 @@ def weighted_nan_moments(X: np.ndarray, w: np.ndarray, obs: np.ndarray):
     return mean, var
 
 
-def prepare(est, X, sample_weight):
+def prepare(est, X, sample_weight, fit_data):
     """Validated data, weights and fit data (offset, floor, column variances).
 
     Parameters
@@ -278,6 +278,8 @@ def prepare(est, X, sample_weight):
     est : GaussianMixture
     X : array of shape (n, d) with NaN entries (validated)
     sample_weight : array of shape (n,) or None
+    fit_data : type
+        The estimator's fit-data class (``_FitData``), passed in by the estimator.
 
     Returns
     -------
@@ -285,8 +287,6 @@ def prepare(est, X, sample_weight):
     fd : _FitData
         Offset, floor and column variances (no chunks).
     """
-    from gmmscape.estimator._gaussian_mixture import _FitData
-
     dtype = est._compute_dtype(np.dtype(X.dtype))
     X = np.asarray(X, dtype=dtype)
     obs = check_rows(X)
@@ -302,7 +302,7 @@ def prepare(est, X, sample_weight):
         lo, hi = np.nanmin(X, axis=0), np.nanmax(X, axis=0)
     est._check_scale(var, lo, hi, offset, n, dtype)
     k = est.n_components
-    fd = _FitData(
+    fd = fit_data(
         est.covariance_type, est.algorithm, dtype, offset.astype(dtype), n, d, k,
         K.collapse_floor(var, dtype, est.covariance_type), col_var=var,
     )  # fmt: skip
@@ -315,7 +315,7 @@ def filled(X: np.ndarray, fd) -> np.ndarray:
     return np.where(np.isnan(X), fd.offset.astype(X.dtype), X)
 
 
-def fit(est, X, sample_weight) -> None:
+def fit(est, X, sample_weight, fit_data, collapse_warning) -> None:
     """EM with missing values: the work of ``fit`` when ``X`` holds NaN.
 
     The starts are the estimator's own initialization on the mean-filled table
@@ -329,6 +329,9 @@ def fit(est, X, sample_weight) -> None:
     X : array of shape (n, d)
         Validated, with NaN entries.
     sample_weight : array of shape (n,) or None
+    fit_data, collapse_warning : type
+        The estimator's fit-data class and the warning of a regularized covariance
+        (passed in, so that this module imports nothing from the estimator's).
     """
     freeze = est._check_freeze()
     if est.refine:
@@ -343,7 +346,7 @@ def fit(est, X, sample_weight) -> None:
             f"Expected n_samples >= n_components but got n_components = {k}, "
             f"n_samples = {n}: decrease n_components or supply more data."
         )
-    X, w, fd = prepare(est, X, sample_weight)
+    X, w, fd = prepare(est, X, sample_weight, fit_data)
     pc = PatternChunks.build(X, w, fd.offset, k, est.chunk_size)
     dtype = fd.dtype
     inits = est._check_inits(d, dtype)
@@ -360,7 +363,7 @@ def fit(est, X, sample_weight) -> None:
     params = K.stack_trees(starts)
     hyper = fd.hyper(est.reg_covar, est.step_size, est.tol, est.max_iter)
     res = run_em(pc, params, masks, lb, hyper, est, fd)
-    finish(est, res, lb, fd)
+    finish(est, res, lb, fd, collapse_warning)
 
 
 def est_masks(freeze, k: int, dtype) -> K.Masks:
@@ -416,10 +419,8 @@ def _where_active(active, new, old):
     )
 
 
-def finish(est, res: K.EMResult, lb0, fd) -> None:
+def finish(est, res: K.EMResult, lb0, fd, collapse_warning) -> None:
     """Keep the best start, set the fitted attributes, warn as the complete-data fit."""
-    from gmmscape.estimator._gaussian_mixture import CollapseWarning
-
     lbs = np.asarray(res.lower_bound, np.float64)
     best = int(np.argmax(np.where(np.isnan(lbs), -np.inf, lbs)))
     params = K.take_tree(res.params, best)
@@ -437,7 +438,7 @@ def finish(est, res: K.EMResult, lb0, fd) -> None:
             f"{est.n_collapsed_} covariance update(s) were singular or not positive definite "
             f"after reg_covar={est.reg_covar:g}; they were regularized. Increase reg_covar "
             "or decrease n_components.",
-            CollapseWarning,
+            collapse_warning,
             stacklevel=4,
         )
     if not est.converged_ and est.max_iter > 0:

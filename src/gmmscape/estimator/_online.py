@@ -107,7 +107,7 @@ def chunk_stats(X, w, params, fd, chunk_size=None) -> Stats:
     return jax.tree_util.tree_map(per_weight, st)
 
 
-def partial_fit(est, X, sample_weight) -> None:
+def partial_fit(est, X, sample_weight, fit_data) -> None:
     """One step of online EM on the chunk ``X`` (see the module docstring).
 
     Parameters
@@ -115,10 +115,10 @@ def partial_fit(est, X, sample_weight) -> None:
     est : GaussianMixture
     X : array-like of shape (n, d)
     sample_weight : array-like of shape (n,) or None
+    fit_data : type
+        The estimator's fit-data class (``_FitData``).
     """
-    from gmmscape.estimator._gaussian_mixture import _is_dask
-
-    if _is_dask(X):
+    if type(X).__module__.split(".")[0] == "dask":
         raise ValueError(
             "partial_fit takes in-memory chunks (NumPy arrays); pass a Dask array's "
             "blocks one by one (X.blocks[i].compute())."
@@ -129,7 +129,7 @@ def partial_fit(est, X, sample_weight) -> None:
     X = est._validate_X(X, reset=first)
     n, d = X.shape
     if first:
-        X, w, fd = _missing.prepare(est, X, sample_weight)
+        X, w, fd = _missing.prepare(est, X, sample_weight, fit_data)
         fd.k_pad = fd.k
         fitted = hasattr(est, "means_") and np.shape(est.means_) == (est.n_components, d)
         if fitted:
