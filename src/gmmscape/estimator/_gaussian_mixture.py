@@ -36,6 +36,7 @@ jax = LazyModule("jax")
 jnp = LazyModule("jax.numpy")
 K = LazyModule("gmmscape.estimator._kernels")
 families = LazyModule("gmmscape.core.families")
+_missing = LazyModule("gmmscape.estimator._missing")
 sources = LazyModule("gmmscape.core.sources")
 driver = LazyModule("gmmscape.dynamics.driver")
 
@@ -294,6 +295,21 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         range of chunks (default: every core this process may run on, as scikit-learn's
         BLAS does). Used only when every thread gets at least four chunks; otherwise, and
         with ``n_threads=1``, each EM run is one compiled loop on one thread.
+    missing : {"error", "em"}, default "error"
+        What NaN entries of ``X`` mean. ``"error"`` (the default) refuses them, as
+        scikit-learn does (so its estimator checks keep passing). ``"em"`` treats them
+        as missing at random: ``fit``, ``partial_fit``, ``score_samples``, ``score``,
+        ``predict`` and ``predict_proba`` use the exact observed-data likelihood
+        (each row's marginal density of its observed coordinates; the M-step adds the
+        conditional second moments of the missing ones), for every covariance type and
+        with sample weights; ``impute`` fills the holes. Rows with every entry missing
+        are an error; complete data is fitted exactly as with ``"error"``. In-memory
+        data only (a Dask array with NaN is refused); ``refine`` is not available.
+    learning_decay : float in (0.5, 1], default 0.6
+        ``rho`` of the online EM step ``gamma_t = (t + learning_offset)^-rho`` taken by
+        ``partial_fit`` on chunk ``t`` after the first (Cappé & Moulines 2009).
+    learning_offset : float, default 2.0
+        ``t0`` of that step; larger values make the first steps smaller.
 
     Attributes
     ----------
@@ -341,6 +357,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "refine_max_moves": [Interval(Integral, 0, None, closed="left"), None],
         "refine_candidates": [Interval(Integral, 1, None, closed="left")],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "missing": [StrOptions({"error", "em"})],
+        "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
+        "learning_offset": [Interval(Real, 0.0, None, closed="left")],
     }
 
     def __init__(
@@ -369,6 +388,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         refine_max_moves=None,
         refine_candidates=5,
         n_threads=None,
+        missing="error",
+        learning_decay=0.6,
+        learning_offset=2.0,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -393,6 +415,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.refine_max_moves = refine_max_moves
         self.refine_candidates = refine_candidates
         self.n_threads = n_threads
+        self.missing = missing
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing == "em"
+        return tags
 
     # ----------------------------------------------------------------------------------
     # validation
@@ -482,7 +512,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             out["precisions"] = p
         return out
 
-    def _validate_X(self, X, reset: bool, dtype=None):
+    def _validate_X(self, X, reset: bool, dtype=None, allow_nan=None):
         if _is_dask(X):
             if X.ndim != 2:
                 raise ValueError(f"X must be 2-D (n_samples, n_features); got {X.ndim}-D.")
@@ -495,6 +525,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 )
             return X
         kw = {"dtype": [np.float64, np.float32]} if dtype is None else {"dtype": dtype}
+        if self.missing == "em" if allow_nan is None else allow_nan:
+            kw["ensure_all_finite"] = "allow-nan"
         if reset:
             return validate_data(self, X, ensure_min_samples=2, **kw)
         return validate_data(self, X, reset=False, **kw)
@@ -540,6 +572,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _fit(self, X, sample_weight) -> None:
         """The work of :meth:`fit` and :meth:`fit_predict` (which then predicts X)."""
+        self.__dict__.pop("_online", None)  # a fit ends an online run (partial_fit)
+        if self.missing == "em" and _missing.has_nan(X):
+            X = self._validate_X(X, reset=True)
+            return _missing.fit(self, X, sample_weight, _FitData, CollapseWarning)
         fd, params0, masks, lb0 = self._prepare_fit(X, sample_weight)
         hyper = fd.hyper(self.reg_covar, self.step_size, self.tol, self.max_iter)
         if self.verbose > 0:
@@ -950,8 +986,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         params = K.take_tree(K.pad_components(params, None, k_pad, self.covariance_type)[0], 0)
         return xc, params, n
 
+    def _with_nan(self, X):
+        """Validated ``X`` if it holds NaN and ``missing="em"`` (else None)."""
+        if self.missing != "em" or not _missing.has_nan(X):
+            return None
+        check_is_fitted(self)
+        return self._validate_X(X, reset=False)
+
     def _posterior(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Log-density (n,) and responsibilities (n, k) of in-memory ``X``."""
+        if (Xm := self._with_nan(X)) is not None:
+            return _missing.posterior(self, Xm)
         xc, params, n = self._kernel_input(X)
         l, resp = K.chunked_log_prob(xc, params, cov_type=self.covariance_type, posterior=True)
         k = self.n_components
@@ -959,6 +1004,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _estimate_weighted_log_prob(self, X) -> np.ndarray:
         """``log pi_k + log N(x; mu_k, Sigma_k)``, shape (n, k) (scikit-learn's private API)."""
+        if (Xm := self._with_nan(X)) is not None:
+            return _missing.weighted_log_prob(self, Xm)
         xc, params, n = self._kernel_input(X)
         out = K.chunked_log_prob(xc, params, cov_type=self.covariance_type)
         return np.asarray(out).reshape(-1, out.shape[-1])[:n, : self.n_components]
@@ -1049,6 +1096,57 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if _is_dask(X):
             return self._map_blocks(X, self.predict_proba, True, self._compute_dtype_)
         return self._posterior(X)[1]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One step of online (stepwise) EM on a chunk of a stream.
+
+        The first call initializes from its chunk (``init_params``, ``n_init`` starts, the
+        best kept; or from the fitted parameters if ``fit`` ran before); each later call
+        blends the chunk's sufficient statistics into running ones with the step
+        ``(t + learning_offset)^-learning_decay`` and takes an M-step (Cappé & Moulines
+        2009). Every covariance type, sample weights, frozen parameters and, with
+        ``missing="em"``, NaN entries. ``fit`` starts afresh.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            One chunk.
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        from gmmscape.estimator._online import partial_fit
+
+        partial_fit(self, X, sample_weight, _FitData)
+        return self
+
+    def impute(self, X, n_draws=None, random_state=None):
+        """Fill the NaN entries of ``X`` under the fitted mixture.
+
+        With ``n_draws=None``, each missing entry becomes its conditional mean given the
+        row's observed entries, ``sum_k r_k(x_O) E[x_M | x_O, k]`` (the responsibilities
+        from the observed coordinates); with ``n_draws``, that many draws from the
+        conditional distribution (a component by its responsibility, then the
+        conditional Gaussian). Observed entries are returned unchanged. Works whatever
+        ``missing`` is set to.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            NaN marks a missing entry; no row may be all NaN.
+        n_draws : int, optional
+        random_state : int, RandomState or None, optional
+            Seed of the draws (default: the estimator's ``random_state``).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features), or (n_draws, n_samples, n_features)
+        """
+        return _missing.impute(self, X, n_draws, random_state)
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture (as scikit-learn, seeded by random_state).
