@@ -18,6 +18,10 @@ _COV = (
 )  # fmt: skip
 
 
+#: Values of ``--missing`` (GaussianMixture's ``missing``).
+_MISSING = ("error", "em")
+
+
 def _fail(exc: Exception) -> None:
     console.print(f"[bold red]error:[/] {escape(str(exc))}")
     raise typer.Exit(code=2)
@@ -71,10 +75,18 @@ def fit(
             "at the same scale); the model is written in the data's units."
         ),
     ] = False,
+    missing: Annotated[
+        str,
+        typer.Option(
+            help="error: refuse missing entries (empty, NA, ? or NaN cells); em: fit them "
+            "by exact EM on the observed coordinates (missing at random)."
+        ),
+    ] = "error",
 ) -> None:
     """Fit a Gaussian mixture by EM, print a summary and the trace, write the model."""
     import warnings
 
+    import numpy as np
     from rich.table import Table
 
     from gmmscape.cli._app import split_list
@@ -84,6 +96,8 @@ def fit(
 
     if covariance not in _COV:
         _fail(ValueError(f"--covariance must be one of {', '.join(_COV)}; got {covariance!r}."))
+    if missing not in _MISSING:
+        _fail(ValueError(f"--missing must be one of {', '.join(_MISSING)}; got {missing!r}."))
     _check_out_file(out)
     try:
         X, names = read_table(data)
@@ -100,7 +114,14 @@ def fit(
             reg_covar=reg_covar,
             refine=refine,
             random_state=seed,
+            missing=missing,
         )
+        holes = int(np.isnan(X).sum())
+        if holes and missing == "error":
+            raise ValueError(
+                f"{data} has {holes:,} missing entries (empty, NA, ? or NaN cells); fit them "
+                "with --missing em, or remove those rows."
+            )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if standardize:
@@ -195,3 +216,52 @@ def predict(
         tmp.unlink(missing_ok=True)
         _fail(ValueError(f"cannot write the labels to --out {out}: {exc.strerror or exc}."))
     console.print(f"Wrote {len(labels):,} labels to {escape(str(out))}.")
+
+
+@app.command()
+def impute(
+    model: Annotated[Path, typer.Argument(help="A model written by `gmmscape fit`.")],
+    data: Annotated[Path, typer.Argument(help="CSV, .npy or Parquet file with missing entries.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write the completed table, in DATA's format (default: DATA's "
+            "name with _imputed before the suffix)."
+        ),
+    ] = None,
+) -> None:
+    """Fill the missing entries of DATA with their conditional means under a saved model.
+
+    Missing entries are empty, NA, N/A, ? or NaN cells (NaN in .npy and Parquet). Each
+    becomes E[x_missing | x_observed] under the mixture; observed entries are written
+    unchanged, in DATA's format (CSV with a header row, .npy or Parquet).
+    """
+    import numpy as np
+
+    from gmmscape.estimator._io import load_model, read_table, write_table
+
+    out = data.with_name(f"{data.stem}_imputed{data.suffix}") if out is None else out
+    _check_out_file(out)
+    if out.resolve() == data.resolve():
+        _fail(ValueError(f"--out {out} is DATA itself; choose another file."))
+    if out.suffix.lower() != data.suffix.lower():
+        _fail(
+            ValueError(f"--out {out} must keep DATA's format ({data.suffix}); got {out.suffix!r}.")
+        )
+    try:
+        gm = load_model(model)
+        X, names = read_table(data)
+        sel = getattr(gm, "provenance_", {}).get("selection")
+        cols = list(range(X.shape[1]))
+        if sel and X.shape[1] == sel["n_source_features"] != gm.n_features_in_:
+            cols = sel["index"]  # the columns fit selected from a file of this width
+        filled = X.copy()
+        filled[:, cols] = gm.impute(X[:, cols])
+    except ValueError as exc:
+        _fail(exc)
+    n_filled = int(np.isnan(X[:, cols]).sum())
+    try:
+        path = write_table(filled, names, out)
+    except OSError as exc:
+        _fail(ValueError(f"cannot write the table to --out {out}: {exc.strerror or exc}."))
+    console.print(f"Filled {n_filled:,} missing entries; wrote {escape(str(path))}.")
