@@ -1386,7 +1386,7 @@ class FileTable:
         read = pcsv.ReadOptions(
             column_names=names,
             skip_rows=1 if self._header else 0,
-            block_size=max(1 << 16, self.block_rows * self._line),
+            block_size=max(1 << 12, self.block_rows * self._line),
         )
         convert = pcsv.ConvertOptions(
             column_types={n: pa.float64() for n in names},
