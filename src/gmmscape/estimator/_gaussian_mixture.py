@@ -27,7 +27,7 @@ from gmmscape._lazy import LazyModule
 from gmmscape.core.chunks import chunk_layout, next_pow2, to_chunks  # noqa: F401 (benchmarks)
 
 if TYPE_CHECKING:  # annotations only
-    from gmmscape.core.mixture import Params
+    from gmmscape.core.mixture import Masks, Params
     from gmmscape.core.stats import Stats
 
 # JAX, the kernels and the covariance families are imported by the first fit, not by
@@ -586,7 +586,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.__dict__.pop("_online", None)  # a fit ends an online run (partial_fit)
         if self.missing == "em" and _missing.has_nan(X):
             X = self._validate_X(X, reset=True)
-            return _missing.fit(self, X, sample_weight, _FitData, CollapseWarning)
+            return _missing.fit(self, X, sample_weight, _FitData)
         fd, params0, masks, lb0 = self._prepare_fit(X, sample_weight)
         hyper = fd.hyper(self.reg_covar, self.step_size, self.tol, self.max_iter)
         if self.verbose > 0:
@@ -597,23 +597,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         report = self.verbose_interval if self.verbose >= 2 else 0
         res = fd.run_em(params0, masks, lb0, hyper, trace_length(self.max_iter), report)
-        res = jax.tree_util.tree_map(np.asarray, res)  # indexed on the host from here
-        lbs = np.asarray(res.lower_bound, dtype=np.float64)
-        lbs_sel = np.where(np.isnan(lbs), -np.inf, lbs)
-        best = int(np.argmax(lbs_sel))
-        params = K.take_tree(res.params, best)
-        n_iter = int(res.n_iter[best])
-        trace = np.asarray(res.trace[best], dtype=np.float64)[:n_iter]
-        for i in range(lbs.shape[0]):
-            self._verbose_run(
-                i, np.asarray(res.trace[i])[: int(res.n_iter[i])], bool(res.converged[i])
-            )
-        self.converged_ = bool(res.converged[best])
-        self.n_iter_ = n_iter
-        self.lower_bound_ = float(lbs[best]) if self.max_iter > 0 else float(lb0[best])
-        self.lower_bounds_ = [float(v) for v in trace]
-        self.n_collapsed_ = int(res.n_collapsed[best])
-        self.refine_moves_ = []
+        params = self._keep_best(res, lb0)
         if self.refine and self.max_iter > 0:
             from gmmscape.estimator._refine import refine_fit
 
@@ -624,6 +608,41 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             if moves:
                 self.lower_bound_ = float(moves[-1]["loglik_after"])
                 self.lower_bounds_ = self.lower_bounds_ + extra_trace
+        self._finish(params, fd)
+
+    def _keep_best(self, res, lb0) -> Params:
+        """The best start of an EM batch; sets the run's fitted attributes.
+
+        Parameters
+        ----------
+        res : K.EMResult
+            With a leading batch axis b.
+        lb0 : array of shape (b,)
+            The lower bounds before the first iteration.
+
+        Returns
+        -------
+        Params
+            The best start's parameters (no batch axis).
+        """
+        res = jax.tree_util.tree_map(np.asarray, res)  # indexed on the host from here
+        lbs = np.asarray(res.lower_bound, dtype=np.float64)
+        best = int(np.argmax(np.where(np.isnan(lbs), -np.inf, lbs)))
+        n_iter = int(res.n_iter[best])
+        for i in range(lbs.shape[0]):
+            self._verbose_run(
+                i, np.asarray(res.trace[i])[: int(res.n_iter[i])], bool(res.converged[i])
+            )
+        self.converged_ = bool(res.converged[best])
+        self.n_iter_ = n_iter
+        self.lower_bound_ = float(lbs[best]) if self.max_iter > 0 else float(lb0[best])
+        self.lower_bounds_ = [float(v) for v in np.asarray(res.trace[best], np.float64)[:n_iter]]
+        self.n_collapsed_ = int(res.n_collapsed[best])
+        self.refine_moves_ = []
+        return K.take_tree(res.params, best)
+
+    def _finish(self, params: Params, fd: _FitData) -> None:
+        """Warn about collapses and non-convergence, check and set the fitted parameters."""
         if self.n_collapsed_ > 0:
             warnings.warn(
                 f"{self.n_collapsed_} covariance update(s) were singular or not positive "
@@ -643,6 +662,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         self._check_finite(params, fd)
         self._set_params_arrays(params, fd)
+
+    def _update_masks(self, freeze, dtype) -> Masks:
+        """The M-step's masks: 0 for the frozen parameters (``freeze``), 1 elsewhere."""
+        ones, zeros = np.ones(self.n_components, dtype), np.zeros(self.n_components, dtype)
+        return K.Masks(*(zeros if name in freeze else ones for name in FREEZABLE))
 
     def _check_finite(self, params: Params, fd: _FitData) -> None:
         """Raise (leaving the estimator as it was) if the fitted parameters are not finite."""
@@ -726,14 +750,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         else:
             starts.append(self._current_params(fd))
             lb0 = np.full((1,), self.lower_bound_, dtype)
-        ones = np.ones((k,), dtype)
-        zeros = np.zeros((k,), dtype)
-        m = K.Masks(
-            zeros if "weights" in freeze else ones,
-            zeros if "means" in freeze else ones,
-            zeros if "covariances" in freeze else ones,
-        )
-        masks = K.stack_trees([m] * len(starts))
+        masks = K.stack_trees([self._update_masks(freeze, dtype)] * len(starts))
         return fd, K.stack_trees(starts), masks, lb0
 
     @staticmethod

@@ -22,7 +22,6 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
@@ -30,6 +29,7 @@ from gmmscape.core import chunks, families
 from gmmscape.core import missing as core
 from gmmscape.core.stats import Stats
 from gmmscape.core.updates import m_step
+from gmmscape.dynamics import driver
 from gmmscape.estimator import _kernels as K
 
 #: Elements of one chunk's largest intermediate (rows x k x d), as the complete-data
@@ -315,7 +315,7 @@ def filled(X: np.ndarray, fd) -> np.ndarray:
     return np.where(np.isnan(X), fd.offset.astype(X.dtype), X)
 
 
-def fit(est, X, sample_weight, fit_data, collapse_warning) -> None:
+def fit(est, X, sample_weight, fit_data) -> None:
     """EM with missing values: the work of ``fit`` when ``X`` holds NaN.
 
     The starts are the estimator's own initialization on the mean-filled table
@@ -329,9 +329,9 @@ def fit(est, X, sample_weight, fit_data, collapse_warning) -> None:
     X : array of shape (n, d)
         Validated, with NaN entries.
     sample_weight : array of shape (n,) or None
-    fit_data, collapse_warning : type
-        The estimator's fit-data class and the warning of a regularized covariance
-        (passed in, so that this module imports nothing from the estimator's).
+    fit_data : type
+        The estimator's fit-data class (passed in, so that this module imports nothing
+        from the estimator's).
     """
     freeze = est._check_freeze()
     if est.refine:
@@ -359,57 +359,46 @@ def fit(est, X, sample_weight, fit_data, collapse_warning) -> None:
     else:
         starts = [est._current_params(fd)]
         lb = np.full(1, float(est.lower_bound_))
-    masks = K.stack_trees([est_masks(freeze, k, dtype)] * len(starts))
+    masks = K.stack_trees([est._update_masks(freeze, dtype)] * len(starts))
     params = K.stack_trees(starts)
     hyper = fd.hyper(est.reg_covar, est.step_size, est.tol, est.max_iter)
     res = run_em(pc, params, masks, lb, hyper, est, fd)
-    finish(est, res, lb, fd, collapse_warning)
-
-
-def est_masks(freeze, k: int, dtype) -> K.Masks:
-    """The update masks of frozen parameters (``freeze``), for ``k`` components."""
-    ones, zeros = np.ones(k, dtype), np.zeros(k, dtype)
-    return K.Masks(
-        zeros if "weights" in freeze else ones,
-        zeros if "means" in freeze else ones,
-        zeros if "covariances" in freeze else ones,
-    )
+    est._finish(est._keep_best(res, lb), fd)
 
 
 def run_em(pc: PatternChunks, params, masks, lb0, hyper, est, fd) -> K.EMResult:
-    """EM iterations from the host (one compiled :func:`em_step` per iteration).
+    """EM from the host: one compiled :func:`em_step` per iteration, in the one driver
+    (:func:`gmmscape.dynamics.driver.run_host`, criterion ``"change"``).
 
     A start stops when its mean log-likelihood changes by less than ``tol`` or after
     ``max_iter`` iterations; a stopped start keeps its parameters. The trace holds the
     mean observed-data log-likelihood before each M-step, as the complete-data loop's.
     """
-    tol, n_max = float(est.tol), int(est.max_iter)
-    b = lb0.shape[0]
-    lb = np.asarray(lb0, np.float64).copy()
-    trace = np.full((b, max(n_max, 1)), np.nan)
-    n_iter = np.zeros(b, int)
-    conv = np.zeros(b, bool)
-    nbad = np.zeros(b, int)
     data = (jnp.asarray(pc.xc), jnp.asarray(pc.wc), jnp.asarray(pc.mc), jnp.int32(pc.n_real))
     report = est.verbose_interval if est.verbose >= 2 else 0
-    for it in range(n_max):
-        active = ~conv
-        new, lb_new, bad = jax.device_get(
-            em_step(*data, params, masks, hyper, cov_type=fd.cov_type, algorithm=fd.algorithm)
+
+    def step(state, active):
+        p, nbad = state
+        new, lb, bad = jax.device_get(
+            em_step(*data, p, masks, hyper, cov_type=fd.cov_type, algorithm=fd.algorithm)
         )
-        lb_new = np.asarray(lb_new, np.float64)
-        params = _where_active(active, new, params)
-        if report:
-            for i in np.flatnonzero(active):
-                K.print_iteration(i, it + 1, lb_new[i], lb_new[i] - lb[i], report)
-        trace[active, it] = lb_new[active]
-        n_iter[active] += 1
-        nbad[active] += np.asarray(bad)[active]
-        conv = conv | (active & (np.abs(lb_new - lb) < tol))
-        lb = np.where(active, lb_new, lb)
-        if conv.all():
-            break
-    return K.EMResult(params, lb, trace, n_iter, conv, nbad)
+        p = _where_active(active, new, p)
+        return (p, nbad + np.where(active, bad, 0)), lb, np.zeros(len(active), bool)
+
+    def live(i, it, lb, change):
+        K.print_iteration(i, it, lb, change, report)
+
+    (params, nbad), out = driver.run_host(
+        step,
+        (params, np.zeros(len(lb0), int)),
+        lb0,
+        float(est.tol),
+        int(est.max_iter),
+        criterion="change",
+        trace_len=int(est.max_iter),
+        report=live if report else None,
+    )
+    return K.EMResult(params, out["value"], out["trace"], out["it"], out["done"], nbad)
 
 
 def _where_active(active, new, old):
@@ -419,42 +408,6 @@ def _where_active(active, new, old):
     )
 
 
-def finish(est, res: K.EMResult, lb0, fd, collapse_warning) -> None:
-    """Keep the best start, set the fitted attributes, warn as the complete-data fit."""
-    lbs = np.asarray(res.lower_bound, np.float64)
-    best = int(np.argmax(np.where(np.isnan(lbs), -np.inf, lbs)))
-    params = K.take_tree(res.params, best)
-    n_iter = int(res.n_iter[best])
-    for i in range(lbs.shape[0]):
-        est._verbose_run(i, res.trace[i][: int(res.n_iter[i])], bool(res.converged[i]))
-    est.converged_ = bool(res.converged[best])
-    est.n_iter_ = n_iter
-    est.lower_bound_ = float(lbs[best]) if est.max_iter > 0 else float(lb0[best])
-    est.lower_bounds_ = [float(v) for v in res.trace[best][:n_iter]]
-    est.n_collapsed_ = int(res.n_collapsed[best])
-    est.refine_moves_ = []
-    if est.n_collapsed_ > 0:
-        warnings.warn(
-            f"{est.n_collapsed_} covariance update(s) were singular or not positive definite "
-            f"after reg_covar={est.reg_covar:g}; they were regularized. Increase reg_covar "
-            "or decrease n_components.",
-            collapse_warning,
-            stacklevel=4,
-        )
-    if not est.converged_ and est.max_iter > 0:
-        warnings.warn(
-            "Best performing initialization did not converge. Try different init "
-            "parameters, or increase max_iter, tol, or check for degenerate data.",
-            ConvergenceWarning,
-            stacklevel=4,
-        )
-    est._check_finite(params, fd)
-    est._set_params_arrays(params, fd)
-
-
-# --------------------------------------------------------------------------------------
-# prediction and imputation
-# --------------------------------------------------------------------------------------
 def _fitted_chunks(est, X: np.ndarray):
     """``X`` grouped by pattern about the mixture's mean, and the fitted parameters."""
     dt = est._compute_dtype_

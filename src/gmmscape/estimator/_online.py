@@ -151,7 +151,7 @@ def partial_fit(est, X, sample_weight, fit_data) -> None:
         best = int(np.argmax(lls))
         params = K.stack_trees([K.take_tree(params, best)])
         stats = K.stack_trees([K.take_tree(st, best)])
-        masks = K.stack_trees([_missing.est_masks(freeze, est.n_components, fd.dtype)])
+        masks = K.stack_trees([est._update_masks(freeze, fd.dtype)])
         state = OnlineState(stats, 0, fd, masks)
         est.lower_bounds_ = []
     else:
