@@ -1538,14 +1538,15 @@ def _read_rows(path: str, fmt: str, index, lo: int, hi: int, dtype) -> np.ndarra
     return np.concatenate(out).astype(dtype, copy=False)
 
 
-class FileChunks:
+class FileChunks(DaskChunks):
     """Weighted points streamed from a :class:`FileTable`: one pass per call.
 
     Each block is laid out in chunks by the one chunking rule
     (:func:`gmmscape.core.chunks.chunk_layout`), summed by
     :func:`gmmscape.core.stats.batched_family_stats` (the same block functions as
-    :class:`DaskChunks`), and the block sums are added on the host; the file is read a
-    block ahead by a background thread. Memory holds about two blocks.
+    :class:`DaskChunks`, whose ``stat_parts`` and ``reduce`` it inherits), and the block
+    sums are added on the host in one pass; the file is read a block ahead by a
+    background thread. Memory holds about two blocks.
 
     Parameters
     ----------
@@ -1558,9 +1559,6 @@ class FileChunks:
         Components the statistics are computed for.
     chunk_size : int, optional
     """
-
-    traceable = False
-    threads = 1
 
     def __init__(self, table: FileTable, *, offset, dtype, k: int, chunk_size=None):
         self.table, self.offset, self.dtype = table, offset, dtype
@@ -1582,25 +1580,6 @@ class FileChunks:
             part = block_fn(xb, np.ones(xb.shape[0], self.dtype), payload, self)
             total = part if total is None else _tree_add(total, part)
         return jax.tree_util.tree_map(jax.device_put, total)
-
-    def stat_parts(self, params: Params, family: str, pool=None) -> tuple:
-        """The statistics of a batch of mixtures, summed over one pass (one part).
-
-        Parameters
-        ----------
-        params : Params with a leading batch axis b
-        family : str
-        pool : ignored
-
-        Returns
-        -------
-        tuple of one Stats with a leading batch axis b
-        """
-        return (self._reduce(_block_stats, (params, family)),)
-
-    def reduce(self, fn, *args):
-        """Sum ``fn(xc, wc, *args)`` over the blocks, in one pass."""
-        return self._reduce(_block_generic, (fn, args))
 
 
 def files(path, columns=None, *, block_rows: int | None = None, progress=None) -> FileTable:
