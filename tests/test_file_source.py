@@ -17,8 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gmmscape.cli import app
-from gmmscape.core import sources
-from gmmscape.estimator import GaussianMixture
+from gmmscape.estimator import GaussianMixture, tables
 from gmmscape.estimator._gaussian_mixture import DASK_INIT_ROWS
 
 #: float64 agreement of a streamed fit with the in-memory fit (summation order only).
@@ -56,7 +55,7 @@ def _close(a, b, tol):
 @pytest.mark.parametrize("cov", ["full", "diag"])
 def test_file_fit_equals_in_memory_fit(tmp_path, suffix, cov):
     X = _data()
-    table = sources.files(_write(X, tmp_path / f"x{suffix}"), block_rows=500)
+    table = tables.files(_write(X, tmp_path / f"x{suffix}"), block_rows=500)
     kw = dict(covariance_type=cov, random_state=1, tol=1e-9, max_iter=200)
     ref = GaussianMixture(2, **kw).fit(X)
     got = GaussianMixture(2, **kw).fit(table)
@@ -70,7 +69,7 @@ def test_file_fit_equals_in_memory_fit(tmp_path, suffix, cov):
 
 def test_float32_parquet_stays_float32(tmp_path):
     X = _data().astype(np.float32)
-    table = sources.files(_write(X, tmp_path / "x.parquet"), block_rows=400)
+    table = tables.files(_write(X, tmp_path / "x.parquet"), block_rows=400)
     assert table.dtype == np.float32
     got = GaussianMixture(2, random_state=0).fit(table)
     ref = GaussianMixture(2, random_state=0).fit(X)
@@ -84,7 +83,7 @@ def test_subsample_init_equals_dask_fit(tmp_path):
     import dask.array as da
 
     X = _data(n=DASK_INIT_ROWS + 5000, d=2, seed=3)
-    table = sources.files(_write(X, tmp_path / "x.npy"), block_rows=4096)
+    table = tables.files(_write(X, tmp_path / "x.npy"), block_rows=4096)
     kw = dict(random_state=5, tol=1e-9, max_iter=200)
     with dask.config.set(scheduler="synchronous"):
         ref = GaussianMixture(2, **kw).fit(da.from_array(X, chunks=(6000, 2)))
@@ -98,7 +97,7 @@ def test_to_dask_on_the_local_scheduler_equals_in_memory(tmp_path, suffix):
     import dask
 
     X = _data(n=2000)
-    table = sources.files(_write(X, tmp_path / f"x{suffix}", row_group=300), block_rows=450)
+    table = tables.files(_write(X, tmp_path / f"x{suffix}", row_group=300), block_rows=450)
     darr = table.to_dask()
     assert darr.shape == X.shape and len(darr.chunks[0]) == 5
     np.testing.assert_array_equal(darr.compute(scheduler="synchronous"), X)
@@ -111,7 +110,7 @@ def test_to_dask_on_the_local_scheduler_equals_in_memory(tmp_path, suffix):
 def test_summary_matches_numpy(tmp_path):
     X = _data(n=1234, d=4)
     X[3, 1] = X[50, 2] = np.nan
-    table = sources.files(_write(X, tmp_path / "x.parquet", row_group=100), block_rows=77)
+    table = tables.files(_write(X, tmp_path / "x.parquet", row_group=100), block_rows=77)
     take = np.array([0, 76, 77, 500, 1233])
     sm = table.summary(take)
     assert sm.n == 1234 and sm.n_nan == 2 and sm.n_inf == 0
@@ -125,16 +124,16 @@ def test_summary_matches_numpy(tmp_path):
 def test_columns_select_by_name_and_position(tmp_path):
     X = _data(n=600, d=4)
     path = _write(X, tmp_path / "x.csv")
-    table = sources.files(path, columns=["c2", 0], block_rows=100)
+    table = tables.files(path, columns=["c2", 0], block_rows=100)
     assert table.columns == ["c2", "c0"] and table.shape == (600, 2)
     np.testing.assert_array_equal(np.concatenate(list(table.blocks())), X[:, [2, 0]])
     with pytest.raises(ValueError, match=r"x\.csv: unknown column 'zz'"):
-        sources.files(path, columns=["zz"])
+        tables.files(path, columns=["zz"])
 
 
 def test_online_pass_equals_partial_fit_on_the_same_blocks(tmp_path):
     X = _data(n=4000)
-    table = sources.files(_write(X, tmp_path / "x.parquet", row_group=1000), block_rows=1000)
+    table = tables.files(_write(X, tmp_path / "x.parquet", row_group=1000), block_rows=1000)
     got, ref = GaussianMixture(2, random_state=0), GaussianMixture(2, random_state=0)
     for block in table.blocks():
         got.partial_fit(block)
@@ -149,11 +148,11 @@ def test_missing_values_batch_error_and_online_fit(tmp_path):
     X[::7, 1] = np.nan
     path = _write(X, tmp_path / "x.parquet")
     with pytest.raises(ValueError, match=r"x\.parquet: the file holds 429 missing"):
-        GaussianMixture(2).fit(sources.files(path))
+        GaussianMixture(2).fit(tables.files(path))
     with pytest.raises(ValueError, match="fit it online"):
-        GaussianMixture(2, missing="em").fit(sources.files(path))
+        GaussianMixture(2, missing="em").fit(tables.files(path))
     got = GaussianMixture(2, missing="em", random_state=0)
-    for block in sources.files(path, block_rows=1000).blocks():
+    for block in tables.files(path, block_rows=1000).blocks():
         got.partial_fit(block)
     ref = GaussianMixture(2, missing="em", random_state=0)
     for lo in range(0, 3000, 1000):
@@ -178,19 +177,19 @@ def test_bad_files_are_errors_naming_the_file(tmp_path):
     cases["absent.npy"] = "no such file"
     for name, what in cases.items():
         with pytest.raises(ValueError, match=what) as info:
-            table = sources.files(tmp_path / name)
+            table = tables.files(tmp_path / name)
             GaussianMixture(1).fit(table)
         assert name in str(info.value)
     with pytest.raises(ValueError, match="block_rows"):
-        sources.files(tmp_path / "c.npy", block_rows=0)
+        tables.files(tmp_path / "c.npy", block_rows=0)
     with pytest.raises(ValueError, match="sample_weight is not available"):
         X = _data(n=100)
-        GaussianMixture(1).fit(sources.files(_write(X, tmp_path / "y.npy")), sample_weight=X[:, 0])
+        GaussianMixture(1).fit(tables.files(_write(X, tmp_path / "y.npy")), sample_weight=X[:, 0])
 
 
 def test_refine_over_a_file_equals_in_memory(tmp_path):
     X = _data(n=1500)
-    table = sources.files(_write(X, tmp_path / "x.npy"), block_rows=400)
+    table = tables.files(_write(X, tmp_path / "x.npy"), block_rows=400)
     kw = dict(random_state=0, tol=1e-8, max_iter=100, refine=True, refine_candidates=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -238,7 +237,7 @@ def test_cli_online_fit_and_columns(tmp_path):
     gm = load_model(out)
     assert gm.provenance_["selection"]["index"] == [0, 2]
     ref = GaussianMixture(2, random_state=0)
-    for block in sources.files(data, columns=[0, 2], block_rows=500).blocks():
+    for block in tables.files(data, columns=[0, 2], block_rows=500).blocks():
         ref.partial_fit(block)
     np.testing.assert_allclose(gm.means_, ref.means_, rtol=0, atol=1e-12)
 

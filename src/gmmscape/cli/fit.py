@@ -24,7 +24,7 @@ _MISSING = ("error", "em")
 _STREAM = ("auto", "on", "off")
 #: ``--stream auto`` streams files larger than this many bytes.
 STREAM_BYTES = 1 << 30
-#: ``--block-rows``'s default (``gmmscape.core.sources.FILE_BLOCK_ROWS``, not imported
+#: ``--block-rows``'s default (``gmmscape.estimator.tables.FILE_BLOCK_ROWS``, not imported
 #: by --help).
 _BLOCK_ROWS = 2**18
 
@@ -256,8 +256,8 @@ def _fit_streamed(gm, data: Path, cols, block_rows: int, online: bool):
     """
     import numpy as np
 
-    from gmmscape.core.sources import files
     from gmmscape.estimator._io import select_columns
+    from gmmscape.estimator.tables import files
 
     whole = files(data, block_rows=block_rows)
     _, names, index = select_columns(np.empty((0, len(whole.columns))), whole.columns, *cols)

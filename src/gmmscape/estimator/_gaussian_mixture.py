@@ -63,8 +63,8 @@ def _is_dask(X) -> bool:
 
 
 def _is_file(X) -> bool:
-    """Whether ``X`` is a file streamed in blocks (:func:`gmmscape.core.sources.files`)."""
-    return type(X).__name__ == "FileTable" and type(X).__module__ == "gmmscape.core.sources"
+    """Whether ``X`` is a file streamed in blocks (:func:`gmmscape.estimator.tables.files`)."""
+    return type(X).__name__ == "FileTable" and type(X).__module__ == "gmmscape.estimator.tables"
 
 
 def _init_rows(n: int, random_state) -> np.ndarray:
@@ -848,8 +848,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self.n_components, K.collapse_floor(sm.var, dtype, self.covariance_type),
             col_var=sm.var,
         )  # fmt: skip
-        fd.data = sources.FileChunks(
-            X, offset=fd.offset, dtype=dtype, k=fd.k, chunk_size=self.chunk_size
+        fd.data = sources.BlockChunks(
+            X.blocks,
+            n,
+            offset=fd.offset,
+            dtype=dtype,
+            k=fd.k,
+            chunk_size=self.chunk_size,
+            label=f"{X.format} blocks of {X.block_rows} rows",
         )
         return fd, np.asarray(sm.rows, dtype), np.ones(sm.rows.shape[0], dtype)
 
