@@ -62,6 +62,17 @@ def _is_dask(X) -> bool:
     return type(X).__module__.split(".")[0] == "dask"
 
 
+def _is_file(X) -> bool:
+    """Whether ``X`` is a file streamed in blocks (:func:`gmmscape.estimator.tables.files`)."""
+    return type(X).__name__ == "FileTable" and type(X).__module__ == "gmmscape.estimator.tables"
+
+
+def _init_rows(n: int, random_state) -> np.ndarray:
+    """The ``min(n, DASK_INIT_ROWS)`` rows (sorted) that initialize a Dask or file fit."""
+    seed = random_state if isinstance(random_state, Integral) else 0
+    return np.sort(np.random.default_rng(seed).choice(n, min(n, DASK_INIT_ROWS), replace=False))
+
+
 def trace_length(max_iter: int) -> int:
     """Length of the compiled trace buffer: a power of two >= 8 covering ``max_iter``.
 
@@ -522,7 +533,7 @@ default "kmeans"
         return out
 
     def _validate_X(self, X, reset: bool, dtype=None, allow_nan=None):
-        if _is_dask(X):
+        if _is_dask(X) or _is_file(X):
             if X.ndim != 2:
                 raise ValueError(f"X must be 2-D (n_samples, n_features); got {X.ndim}-D.")
             if reset:
@@ -700,6 +711,8 @@ default "kmeans"
         inits = self._check_inits(d, dtype)
         if dask_in:
             fd, Xinit, winit = self._prepare_dask(X, sample_weight, dtype, n, d)
+        elif _is_file(X):
+            fd, Xinit, winit = self._prepare_files(X, sample_weight, dtype, n, d)
         else:
             X = np.asarray(X, dtype=dtype)
             w = _check_sample_weight(sample_weight, X, dtype=dtype)
@@ -814,14 +827,46 @@ default "kmeans"
         fd.data = sources.DaskChunks(
             Xf, w, offset=fd.offset, dtype=dtype, k=fd.k, chunk_size=self.chunk_size
         )
-        rng = np.random.default_rng(
-            0 if not isinstance(self.random_state, Integral) else self.random_state
-        )
-        m = min(n, DASK_INIT_ROWS)
-        idx = np.sort(rng.choice(n, m, replace=False))
+        idx = _init_rows(n, self.random_state)
         Xinit = np.asarray(Xf[idx].compute(), dtype=dtype)
         winit = np.asarray(w[idx].compute(), dtype=dtype)
         return fd, Xinit, winit
+
+    def _prepare_files(self, X, sample_weight, dtype, n, d):
+        """A file fit: one pass for the column moments and the initializing rows
+        (those of a Dask fit, :func:`_init_rows`), then a pass per EM iteration."""
+        if sample_weight is not None:
+            raise ValueError(
+                f"sample_weight is not available for a file streamed in blocks ({X.path}); "
+                "fit the rows as they are, or read the file into memory."
+            )
+        sm = X.summary(_init_rows(n, self.random_state))
+        if sm.n_nan or sm.n_inf:
+            what = f"{sm.n_nan} missing (NaN) and {sm.n_inf} infinite entries"
+            how = (
+                "batch EM streamed from a file needs complete rows: with missing='em', fit "
+                "it online (partial_fit on each of its blocks(), `gmmscape fit --online`) "
+                "or read it into memory"
+                if self.missing == "em" and not sm.n_inf
+                else "remove those rows (or, for NaN, set missing='em' and fit online)"
+            )
+            raise ValueError(f"{X.path}: the file holds {what}; {how}.")
+        self._check_scale(sm.var, sm.lo, sm.hi, sm.mean, n, dtype)
+        fd = _FitData(
+            self.covariance_type, self.algorithm, dtype, np.asarray(sm.mean, dtype), n, d,
+            self.n_components, K.collapse_floor(sm.var, dtype, self.covariance_type),
+            col_var=sm.var,
+        )  # fmt: skip
+        fd.data = sources.BlockChunks(
+            X.blocks,
+            n,
+            offset=fd.offset,
+            dtype=dtype,
+            k=fd.k,
+            chunk_size=self.chunk_size,
+            label=f"{X.format} blocks of {X.block_rows} rows",
+        )
+        return fd, np.asarray(sm.rows, dtype), np.ones(sm.rows.shape[0], dtype)
 
     def _initial_params(self, X, w, rng, fd: _FitData, inits, chunks=None) -> Params:
         """One start, initialized exactly as scikit-learn's ``_initialize_parameters``.

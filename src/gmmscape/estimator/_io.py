@@ -208,13 +208,21 @@ def write_table(X: np.ndarray, names: list[str], path) -> Path:
         if suffix == ".npy":
             with open(tmp, "wb") as fh:
                 np.save(fh, X)
-        elif suffix in (".parquet", ".pq"):
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            pq.write_table(pa.table({n: X[:, j] for j, n in enumerate(names)}), tmp)
         else:
-            np.savetxt(tmp, X, delimiter=",", header=",".join(names), comments="", fmt="%.17g")
+            import pyarrow as pa
+
+            table = pa.table({n: X[:, j] for j, n in enumerate(names)})
+            if suffix in (".parquet", ".pq"):
+                import pyarrow.parquet as pq
+
+                pq.write_table(table, tmp)
+            else:  # the shortest text that reads back the same number: 2.8, not 2.79999...
+                import pyarrow.csv as pcsv
+
+                with open(tmp, "wb") as fh:
+                    fh.write((",".join(names) + "\n").encode())
+                    opts = pcsv.WriteOptions(include_header=False, quoting_style="none")
+                    pcsv.write_csv(table, fh, opts)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
