@@ -93,6 +93,10 @@ class Family:
     #: diagonal): ``S Sigma_k S`` is again a member. Equal shapes or orientations of
     #: rotated ellipsoids (EEV, VEV, EVE, VVE) do not; scalar variances cannot.
     rescalable: bool = True
+    #: The M-step ties the components' covariances together (an mclust model with an
+    #: Equal volume, shape or orientation): an empty component takes the model's value
+    #: from ``scatter``, not its old covariance, so the fit stays a member of the model.
+    coupled: bool = False
 
     # -- generic pieces, the same for every family, written once ------------------------
     @property
@@ -486,6 +490,7 @@ def _like(base: str, name: str, scatter=None, n_cov_params=None, rescalable=None
         scatter=scatter or f.scatter,
         n_cov_params=n_cov_params or f.n_cov_params,
         rescalable=f.rescalable if rescalable is None else rescalable,
+        coupled="E" in name and not f.shared,
     )
 
 

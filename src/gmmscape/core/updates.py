@@ -228,8 +228,9 @@ def m_step(
     cov = fam.add_to_variances(scatter, reg_covar)
     if fam.shared:
         keep = ~(jnp.any(masks.covariances > 0))
-    else:
-        keep = (empty | (masks.covariances <= 0)).reshape((-1,) + (1,) * (cov.ndim - 1))
+    else:  # an empty component keeps its covariance unless the model ties them
+        keep = masks.covariances <= 0 if fam.coupled else empty | (masks.covariances <= 0)
+        keep = keep.reshape((-1,) + (1,) * (cov.ndim - 1))
     cov = jnp.where(keep, params.covariances, cov)
     cov, pc, n_bad = fam.factor(cov, floor)
     return Params(new_w.astype(dtype), new_m, cov, pc), n_bad
