@@ -227,8 +227,10 @@ def chunk_stats(x: jax.Array, w: jax.Array, params: Params, cov_type: str) -> Su
     -------
     SuffStats
     """
-    l, resp = normalize_log(weighted_log_prob(x, params, cov_type))
-    nk, s1, s2 = moments(x, w[:, None] * resp, cov_type)
+    fam, log_w = families.get(cov_type), jnp.log(params.weights)
+    l, nk, s1, s2 = fam.estep_moments(
+        x, w, params.means, params.precisions_cholesky, log_w, normalize_log
+    )
     # padding rows have w = 0; where() keeps a -inf log-density there out of the sum
     ll = jnp.sum(jnp.where(w > 0, w * l, 0.0))
     return SuffStats(ll=ll, w=jnp.sum(w), nk=nk, s1=s1, s2=s2)
