@@ -12,7 +12,9 @@ from scipy.stats import multivariate_normal
 from gmmscape.core import families
 from gmmscape.core.stats import normalize_log
 
-K_, D_, M_ = 3, 5, 60
+K_, M_ = 3, 60
+#: d = 3 uses the full family's quadratic features (d + 3 <= 2 k), d = 6 does not.
+DIMS = (3, 6)
 #: Distance of the far component from the data's centre, in its standard deviations.
 FAR = {"float64": 1e3, "float32": 1e3}
 #: The diagonal family's log-density is the expanded quadratic form (as scikit-learn's):
@@ -20,19 +22,19 @@ FAR = {"float64": 1e3, "float32": 1e3}
 FAR_DIAG32 = 30.0
 
 
-def problem(name, far, seed=0):
+def problem(name, far, d, seed=0):
     """Points, weights and parameters of family ``name``: components 0 and 1 near the
     origin, component 2 ``far`` of its standard deviations away, a third of the points
     around it. Returns x, w, means, precision factor and the (k, d, d) covariances."""
     rng = np.random.default_rng(seed)
-    sd = rng.uniform(0.5, 2.0, (K_, D_))
+    sd = rng.uniform(0.5, 2.0, (K_, d))
     if name == "full":
-        a = rng.standard_normal((K_, D_, D_)) * 0.3 + np.eye(D_)
+        a = rng.standard_normal((K_, d, d)) * 0.3 + np.eye(d)
         cov = np.einsum("kab,kcb->kac", a, a) * sd[:, :, None] * sd[:, None, :]
     else:
-        cov = sd[:, :, None] ** 2 * np.eye(D_)
-    means = rng.standard_normal((K_, D_))
-    means[2] = far * np.sqrt(np.diagonal(cov[2])) / np.sqrt(D_)
+        cov = sd[:, :, None] ** 2 * np.eye(d)
+    means = rng.standard_normal((K_, d))
+    means[2] = far * np.sqrt(np.diagonal(cov[2])) / np.sqrt(d)
     lab = rng.integers(0, K_, M_)
     x = np.stack([rng.multivariate_normal(means[j], cov[j]) for j in lab])
     w = rng.uniform(0.5, 2.0, M_)
@@ -66,12 +68,13 @@ for _name, _fam in families.FAMILIES.items():
         FUSED.setdefault(_fam.fused_stats, _name)
 
 
+@pytest.mark.parametrize("d", DIMS)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", sorted(set(FUSED.values())))
-def test_fused_stats_match_naive_reference(name, dtype):
+def test_fused_stats_match_naive_reference(name, dtype, d):
     fam = families.get(name)
     far = FAR_DIAG32 if (name == "diag" and dtype == "float32") else FAR[dtype]
-    x, w, means, pf, _ = problem(name, far)
+    x, w, means, pf, _ = problem(name, far, d)
     weights = np.array([0.3, 0.5, 0.2])
     dt = jnp.dtype(dtype)
 
@@ -85,15 +88,15 @@ def test_fused_stats_match_naive_reference(name, dtype):
     if name == "full":
         cov = np.linalg.inv(np.einsum("kab,kcb->kac", pf, pf))
     else:
-        cov = (1.0 / pf**2)[:, :, None] * np.eye(D_)
+        cov = (1.0 / pf**2)[:, :, None] * np.eye(d)
     l_ref, nk_ref, s1_ref, s2_ref = reference(x, w, means, cov, weights)
     out = run(*(jnp.asarray(a, dt) for a in (x, w, means, pf, np.log(weights))))
     l, nk, s1, s2 = (np.asarray(a, np.float64) for a in out)
     eps = np.finfo(dtype).eps
     # the expanded quadratic form loses about eps |x|^2_Lambda (d far^2 at the far
-    # component); the differences form about eps times the Mahalanobis distance
-    expanded = name == "diag" or dtype == "float64"
-    l_tol = 20 * eps * D_ * (far**2 if expanded else 10.0)
+    # component), the differences form x P - mu P about eps |x P| |y| (d far)
+    expanded = name == "diag" or (dtype == "float64" and families.features_fit(K_, d))
+    l_tol = 20 * eps * d * (far**2 if expanded else far)
     assert np.max(np.abs(l - l_ref)) <= l_tol
     # moments relative to their own scale (responsibilities move with the log-densities)
     r_tol = max(l_tol, 1e3 * eps)
@@ -111,9 +114,9 @@ def test_fused_stats_equal_composition_in_float64():
     the full family's expanded E-step against its differences form near the centre."""
     from dataclasses import replace
 
-    for name in sorted(set(FUSED.values())):
+    for name, d in [(n, d) for n in sorted(set(FUSED.values())) for d in DIMS]:
         fam = families.get(name)
-        x, w, means, pf, _ = problem(name, far=5.0, seed=1)
+        x, w, means, pf, _ = problem(name, far=5.0, d=d, seed=1)
         args = tuple(jnp.asarray(a) for a in (x, w, means, pf, np.log([0.2, 0.3, 0.5])))
         got = jax.jit(lambda *a, f=fam: f.estep_moments(*a, normalize_log))(*args)
         plain = replace(fam, fused_stats=None)
@@ -122,6 +125,8 @@ def test_fused_stats_equal_composition_in_float64():
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-11, atol=1e-11)
 
 
-def test_expanded_form_only_in_float64():
+def test_expanded_form_only_in_float64_and_features_within_the_chunk_budget():
     assert families.expands_full(np.float64)
     assert not families.expands_full(np.float32)
+    assert families.features_fit(16, 16) and families.features_fit(3, 3)
+    assert not families.features_fit(4, 16) and not families.features_fit(3, 6)

@@ -261,8 +261,29 @@ def _moments_full_features(z, wr, d):
     return jnp.sum(wr, axis=0), t[:, p:], _unpack_pairs(t[:, :p], d)
 
 
+def features_fit(k: int, d: int) -> bool:
+    """Whether the full family's quadratic features, (m, d (d + 3) / 2) per chunk, are no
+    wider than the (m, k d) intermediate the chunks are sized for (``CHUNK_BUDGET``);
+    beyond that (d > 2 k - 3) the moments keep the (m, k d) product.
+
+    Parameters
+    ----------
+    k, d : int
+        Components and features.
+
+    Returns
+    -------
+    bool
+    """
+    return d + 3 <= 2 * k
+
+
 def _moments_full(x, wr):
-    return _moments_full_features(_full_features(x), wr, x.shape[1])
+    (m, d), k = x.shape, wr.shape[1]
+    if features_fit(k, d):
+        return _moments_full_features(_full_features(x), wr, d)
+    s2 = ((wr[:, :, None] * x[:, None, :]).reshape(m, k * d).T @ x).reshape(k, d, d)
+    return (*_first(x, wr), s2)
 
 
 def _moments_tied(x, wr):
@@ -346,13 +367,16 @@ def _natural_full(means, pc):
 
 
 def _stats_full(x, w, means, pc, log_weights, normalize):
-    d = x.shape[1]
+    (k, d), lw_x = means.shape, log_weights[None, :]
+    if not features_fit(k, d):  # log_gauss, normalize, moments
+        l, resp = normalize(_log_full(x, means, pc) + lw_x)
+        return (l, *_moments_full(x, w[:, None] * resp))
     z = _full_features(x)
     if expands_full(x.dtype):
         wq, c = _natural_full(means, pc)
         lw = z @ wq + (c + log_weights)[None, :]
     else:
-        lw = _log_full(x, means, pc) + log_weights[None, :]
+        lw = _log_full(x, means, pc) + lw_x
     l, resp = normalize(lw)
     return (l, *_moments_full_features(z, w[:, None] * resp, d))
 
