@@ -70,6 +70,9 @@ def profile(ct, X, rows, n_chunks, reps):
     import jax
     import jax.numpy as jnp
 
+    from gmmscape.core import families
+    from gmmscape.core.stats import family_log_prob, family_stats, scan_family_stats
+    from gmmscape.core.updates import m_step
     from gmmscape.estimator import _kernels as K
     from gmmscape.estimator._gaussian_mixture import to_chunks
 
@@ -86,7 +89,7 @@ def profile(ct, X, rows, n_chunks, reps):
     p = K.Params(jnp.full(k, 1.0 / k), means, 1.0 / pc, pc)
     x, w = xc[0], wc[0]
 
-    logp = jax.jit(lambda x, p: K.weighted_log_prob(x, p, ct))
+    logp = jax.jit(lambda x, p: family_log_prob(x, p, ct))
 
     def _lse(lw, w):
         top = jnp.max(lw, axis=1, keepdims=True)
@@ -97,16 +100,16 @@ def profile(ct, X, rows, n_chunks, reps):
         return w[:, None] * (e / tot), ll
 
     lse = jax.jit(_lse)
-    mom = jax.jit(lambda x, wr: K.moments(x, wr, ct))
-    cst = jax.jit(lambda x, w, p: K.chunk_stats(x, w, p, ct))
-    scan = jax.jit(lambda xc, wc, p: K.scan_stats(xc, wc, p, ct))
+    mom = jax.jit(lambda x, wr: families.get(ct).moments(x, wr))
+    cst = jax.jit(lambda x, w, p: family_stats(x, w, p, ct))
+    scan = jax.jit(lambda xc, wc, p: scan_family_stats(xc, wc, p, ct))
     exp_only = jax.jit(jnp.exp)
     lw = logp(x, p)
     wr, _ = lse(lw, w)
     st = scan(xc, wc, p)
     masks = K.Masks(jnp.ones(k), jnp.ones(k), jnp.ones(k))
     floor = jnp.full(d, 1e-6)
-    mstep = jax.jit(lambda st, p: K.m_step(st, p, masks, 1e-6, floor, 1.0, ct, "em"))
+    mstep = jax.jit(lambda st, p: m_step(st, p, masks, 1e-6, floor, 1.0, ct, "em"))
 
     t = {
         "log_prob": timeit(logp, x, p, reps=reps) * n_chunks,
@@ -141,6 +144,7 @@ def chunk_sweep(ct, X, sizes, reps):
     import jax
     import jax.numpy as jnp
 
+    from gmmscape.core.stats import scan_family_stats
     from gmmscape.estimator import _kernels as K
     from gmmscape.estimator._gaussian_mixture import to_chunks
 
@@ -150,7 +154,7 @@ def chunk_sweep(ct, X, sizes, reps):
     means = jnp.asarray(X[rng.choice(n, k, replace=False)])
     pc = jnp.tile(jnp.eye(d), (k, 1, 1)) if ct == "full" else jnp.ones((k, d))
     p = K.Params(jnp.full(k, 1.0 / k), means, 1.0 / pc, pc)
-    scan = jax.jit(lambda xc, wc, p: K.scan_stats(xc, wc, p, ct))
+    scan = jax.jit(lambda xc, wc, p: scan_family_stats(xc, wc, p, ct))
     out = {}
     for m in sizes:
         nc = -(-n // m)

@@ -220,20 +220,14 @@ def stats_pass_rate(gm, X, ct, reps=3):
     import jax
     import jax.numpy as jnp
 
+    from gmmscape.core.sources import Chunks
     from gmmscape.estimator import _kernels as K
-    from gmmscape.estimator._gaussian_mixture import (
-        _FitData,
-        chunk_layout,
-        device_chunks,
-        stat_threads,
-    )
+    from gmmscape.estimator._gaussian_mixture import _FitData
 
     n, d = X.shape
     k = gm.n_components
-    rows, n_chunks = chunk_layout(n, k, d, 1, None)
-    xc, wc = device_chunks(X, np.ones(n, X.dtype), rows, n_chunks)
-    fd = _FitData(ct, "em", X.dtype, np.zeros(d, X.dtype), n, d, k, 0.0, xc, wc)
-    fd.threads = stat_threads(gm.n_threads, n_chunks)
+    data = Chunks.from_arrays(X, np.ones(n, X.dtype), k=k, n_threads=gm.n_threads)
+    fd = _FitData(ct, "em", X.dtype, np.zeros(d, X.dtype), n, d, k, 0.0, data)
     p = gm._fitted_params(X.dtype)
     batch = K.Params(*(jnp.asarray(a)[None] for a in p))
     jax.block_until_ready(fd.stats(batch))
@@ -252,8 +246,9 @@ def cost(n, d, k, ct):
 def run_cell(n, d, k, ct, dtype, peak, sk_rate, reps=None, threads=None):
     from sklearn.mixture import GaussianMixture as SkGM
 
+    from gmmscape.core.chunks import chunk_layout
+    from gmmscape.core.sources import stat_threads
     from gmmscape.estimator import GaussianMixture
-    from gmmscape.estimator._gaussian_mixture import chunk_layout, stat_threads
 
     X, start = make_data(n, d, k, dtype)
     prec = np.tile(np.eye(d), (k, 1, 1)) if ct == "full" else np.ones((k, d))

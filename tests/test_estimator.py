@@ -12,6 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGM
 
 from gmmscape import GaussianMixture
+from gmmscape.core.stats import family_stats
 from gmmscape.estimator import CollapseWarning
 from gmmscape.estimator import _kernels as K
 from gmmscape.estimator._refine import criteria
@@ -196,7 +197,7 @@ def test_threaded_statistics_match_sklearn_and_one_loop(ct, capsys):
 
 
 def test_stat_threads_gives_each_thread_four_chunks():
-    from gmmscape.estimator._gaussian_mixture import stat_threads
+    from gmmscape.core.sources import stat_threads
 
     assert stat_threads(4, 9) == 2
     assert stat_threads(8, 100) == 8
@@ -327,11 +328,11 @@ def test_refine_criteria_flag_the_structures():
     Xb, _, start = seed_b_data()
     gm = GaussianMixture(3, means_init=start, tol=1e-6).fit(Xb)
     fd_params = gm._fitted_params(np.float64)
-    from gmmscape.estimator._gaussian_mixture import _FitData, chunk_layout, to_chunks
+    from gmmscape.core.sources import Chunks
+    from gmmscape.estimator._gaussian_mixture import _FitData
 
-    rows, nc = chunk_layout(len(Xb), 3, 2)
-    xc, wc = to_chunks(Xb, np.ones(len(Xb)), rows, nc)
-    fd = _FitData("full", "em", np.float64, np.zeros(2), len(Xb), 2, 3, 1e-6, xc=xc, wc=wc)
+    data = Chunks.from_arrays(Xb, np.ones(len(Xb)), k=3)
+    fd = _FitData("full", "em", np.float64, np.zeros(2), len(Xb), 2, 3, 1e-6, data=data)
     j_merge, j_split, _ = criteria(fd, fd_params, "full")
     pair = set(np.unravel_index(np.argmax(j_merge), j_merge.shape))
     near_a = set(np.flatnonzero(np.linalg.norm(gm.means_, axis=1) < 3))
@@ -353,7 +354,7 @@ def test_jit_vmap_consistency_of_stats():
     # the chunked statistics equal one-chunk statistics and a naive NumPy sum
     gm = GaussianMixture(3, covariance_type="full", random_state=0).fit(X)
     p = gm._fitted_params(np.float64)
-    st = K.chunk_stats(jax.numpy.asarray(X), jax.numpy.ones(len(X)), p, "full")
+    st = family_stats(jax.numpy.asarray(X), jax.numpy.ones(len(X)), p, "full")
     lw = np.log(gm.weights_) + np.stack(
         [
             multivariate_normal(m, c).logpdf(X)
@@ -362,8 +363,8 @@ def test_jit_vmap_consistency_of_stats():
         1,
     )
     r = np.exp(lw - logsumexp(lw, 1, keepdims=True))
-    np.testing.assert_allclose(st.nk, r.sum(0), rtol=1e-10)
-    np.testing.assert_allclose(st.s1, r.T @ X, rtol=1e-10)
+    np.testing.assert_allclose(st.r0, r.sum(0), rtol=1e-10)
+    np.testing.assert_allclose(st.r1, r.T @ X, rtol=1e-10)
     np.testing.assert_allclose(st.s2, np.einsum("nk,na,nb->kab", r, X, X), rtol=1e-10)
     np.testing.assert_allclose(st.ll, logsumexp(lw, 1).sum(), rtol=1e-12)
 

@@ -7,6 +7,23 @@ distinct shapes are compiled, as large as a budget of array elements allows.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
+#: Elements of one chunk's largest intermediate (rows x k x d) in a fit of a covariance
+#: family (:func:`chunk_layout`, ``chunk_size`` None): 1024 rows at d = k = 16, which ran
+#: a pass 7% (full) to 8% (diag) faster than 4096 rows (N = 2.5e5, one thread;
+#: benchmarks/results/estimator_profile.md has the same trend at N = 1e6).
+CHUNK_BUDGET = 2**18
+#: Data whose largest intermediate (n x k x d per start) holds at most this many elements
+#: is not chunked: one padded chunk (32 MB in float64), so the E-step compiles no loop and
+#: every such fit of a (k, d) runs the same programs.
+SINGLE_CHUNK = 2**22
+#: Fewest rows a chunk is padded to: every input of up to this many rows (a small data
+#: set, a cross-validation fold, a batch to predict) runs the same compiled programs.
+MIN_ROWS = 256
+
 
 def next_pow2(n: int) -> int:
     """The smallest power of two ``>= n`` (1 for ``n <= 1``).
@@ -62,3 +79,67 @@ def padded_length(n: int, chunk: int, lo: int = 1) -> int:
     int
     """
     return min(int(chunk), max(int(lo), next_pow2(n)))
+
+
+def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | None = None):
+    """Rows per chunk and number of chunks for ``n`` points.
+
+    Inputs whose ``(n, k, d)`` intermediate holds at most :data:`SINGLE_CHUNK` elements
+    per start are one chunk padded to a power of two of at least :data:`MIN_ROWS` rows
+    (few distinct compiled shapes); larger ones are cut into chunks whose
+    ``(rows, k, d)`` intermediates hold at most :data:`CHUNK_BUDGET` elements per start.
+
+    Parameters
+    ----------
+    n, k, d : int
+        Points, components, features.
+    n_batch : int, default 1
+        Starts evaluated together (vmapped).
+    chunk_size : int, optional
+        Rows per chunk chosen by the user.
+
+    Returns
+    -------
+    rows : int
+    n_chunks : int
+    """
+    if chunk_size is None:
+        if n * k * d * n_batch <= SINGLE_CHUNK:  # small data: one chunk, fewest programs
+            return max(MIN_ROWS, next_pow2(n)), 1
+        rows = chunk_length(k * d * n_batch, CHUNK_BUDGET, lo=256)
+    else:
+        rows = int(chunk_size)
+    if n <= rows:
+        rows = padded_length(n, max(rows, MIN_ROWS), MIN_ROWS) if chunk_size is None else rows
+        return rows, 1
+    return rows, math.ceil(n / rows)
+
+
+def to_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int, offset=None):
+    """Pad ``X - offset`` (n, d) and ``w`` (n,) with zero rows; reshape to (n_chunks, rows, ...).
+
+    The result is the only copy made: ``X - offset`` is written straight into it.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    w : array of shape (n,)
+    rows, n_chunks : int
+    offset : array of shape (d,), optional
+        Subtracted from every row (default none).
+
+    Returns
+    -------
+    xc : array of shape (n_chunks, rows, d)
+    wc : array of shape (n_chunks, rows)
+    """
+    n, d = X.shape
+    total = rows * n_chunks
+    xp = np.zeros((total, d), X.dtype)
+    if offset is None:
+        xp[:n] = X
+    else:
+        np.subtract(X, np.asarray(offset, X.dtype), out=xp[:n])
+    wp = np.zeros(total, X.dtype)
+    wp[:n] = w
+    return xp.reshape(n_chunks, rows, d), wp.reshape(n_chunks, rows)

@@ -1,7 +1,7 @@
 """Covariance families: one registry entry per family, the same small set of pure functions.
 
 Every algorithm that needs a Gaussian log-density, the sufficient statistics of a
-covariance or its M-step asks the family for them (DESIGN.md section 1); nothing else
+covariance or its M-step asks the family for them (the one engine, README "Layout"); nothing else
 branches on the covariance type. Adding a family is adding one :class:`Family` to
 :data:`FAMILIES`.
 
@@ -93,6 +93,10 @@ class Family:
     #: diagonal): ``S Sigma_k S`` is again a member. Equal shapes or orientations of
     #: rotated ellipsoids (EEV, VEV, EVE, VVE) do not; scalar variances cannot.
     rescalable: bool = True
+    #: The M-step ties the components' covariances together (an mclust model with an
+    #: Equal volume, shape or orientation): an empty component takes the model's value
+    #: from ``scatter``, not its old covariance, so the fit stays a member of the model.
+    coupled: bool = False
     #: Optional fused E-step and moments of one chunk, ``(x (m, d), w (m,), means (k, d),
     #: P, log_weights (k,), normalize) -> (l (m,), nk, s1, s2)``: what
     #: :meth:`estep_moments` computes, in fewer kernels (``None``: that composition).
@@ -647,6 +651,7 @@ def _like(base: str, name: str, scatter=None, n_cov_params=None, rescalable=None
         scatter=scatter or f.scatter,
         n_cov_params=n_cov_params or f.n_cov_params,
         rescalable=f.rescalable if rescalable is None else rescalable,
+        coupled="E" in name and not f.shared,
     )
 
 

@@ -1,6 +1,14 @@
-"""The isotropic Gaussian mixture, a JAX pytree."""
+"""Mixture parameters as JAX pytrees.
+
+:class:`Mixture` is the isotropic model of the research half (known, shared ``sigma``);
+:class:`Params` holds a mixture of any covariance family of
+:mod:`gmmscape.core.families` (the estimator's model), and :class:`Masks` says which of
+its parameters an M-step updates.
+"""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -152,3 +160,42 @@ class Mixture:
         mu = np.array2string(np.asarray(self.means), precision=4, separator=", ")
         w = np.array2string(np.asarray(self.weights), precision=4, separator=", ")
         return f"Mixture(means={mu}, weights={w}, sigma={float(self.sigma):.6g})"
+
+
+class Params(NamedTuple):
+    """Parameters of a mixture of any covariance family.
+
+    The shapes of ``covariances`` and ``precisions_cholesky`` are the family's
+    (:attr:`gmmscape.core.families.Family.cov_shape`): (k, d, d) full-like, (d, d)
+    tied-like, (k, d) diag-like, (k,) spherical, () isotropic.
+
+    Attributes
+    ----------
+    weights : array of shape (k,)
+    means : array of shape (k, d)
+    covariances : array
+    precisions_cholesky : array
+        The precision factor ``P`` (precision ``P P^T``); log-determinants come from its
+        diagonal.
+    """
+
+    weights: jax.Array
+    means: jax.Array
+    covariances: jax.Array
+    precisions_cholesky: jax.Array
+
+
+class Masks(NamedTuple):
+    """Which parameters an M-step updates, per component (1.0 update, 0.0 keep).
+
+    Freezing a parameter sets its mask to zero; the partial EM of the estimator's
+    ``refine`` updates only the components of one move.
+
+    Attributes
+    ----------
+    weights, means, covariances : arrays of shape (k,)
+    """
+
+    weights: jax.Array
+    means: jax.Array
+    covariances: jax.Array

@@ -1,4 +1,7 @@
-"""Sources: the measures that every statistic is an expectation over (DESIGN.md section 1).
+"""Sources: the measures that every statistic is an expectation over.
+
+The one engine (README "Layout"): the sources are the only code that knows where points
+come from.
 
 A source only supplies weighted points in batches; :func:`gmmscape.core.stats.batch_stats`
 sums the statistics and :mod:`gmmscape.core.updates` turns the sums into results. The
@@ -15,8 +18,10 @@ methods of :class:`Source` are written once for all sources.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -30,7 +35,7 @@ from gmmscape._validation import (
     check_positive_int,
 )
 from gmmscape.core import quadrature, updates
-from gmmscape.core.chunks import chunk_length, padded_length
+from gmmscape.core.chunks import chunk_layout, chunk_length, padded_length, to_chunks
 from gmmscape.core.frame import (
     Frame,
     identity_frame,
@@ -40,8 +45,15 @@ from gmmscape.core.frame import (
     span_frame,
     to_frame,
 )
-from gmmscape.core.mixture import Mixture
-from gmmscape.core.stats import Stats, add_stats, batch_stats, draw
+from gmmscape.core.mixture import Mixture, Params
+from gmmscape.core.stats import (
+    Stats,
+    add_stats,
+    batch_stats,
+    batched_family_stats,
+    draw,
+    family_stats,
+)
 
 #: Default relative and absolute tolerances of population quadrature.
 POPULATION_RTOL = 1e-10
@@ -233,6 +245,39 @@ class Source:
         """
         raise NotImplementedError
 
+    def family_stats(self, params: Params, family: str) -> Stats:
+        """The E-step statistics of a mixture of any covariance family under this source.
+
+        The estimator's half of the source (the one engine, README "Layout"): the same points (a
+        sample, a stream, quadrature nodes of the truth) summed by
+        :func:`gmmscape.core.stats.family_stats`; :func:`gmmscape.core.updates.m_step`
+        turns them into an EM step.
+
+        Parameters
+        ----------
+        params : Params
+            One mixture of ``family`` with k components in dimension d.
+        family : str
+            A family of :data:`gmmscape.core.families.FAMILIES`.
+
+        Returns
+        -------
+        Stats
+            ``w, ll, r0 (k,), r1 (k, d), s2`` summed over the source's weighted points.
+        """
+        raise NotImplementedError
+
+    def _check_params(self, params) -> None:
+        if not isinstance(params, Params):
+            raise ValueError(
+                f"params must be a gmmscape.core.mixture.Params; got {type(params).__name__}."
+            )
+        d = int(np.shape(params.means)[-1])
+        if d != self.d:
+            raise ValueError(
+                f"params have dimension d={d} but the source's points have d={self.d}."
+            )
+
     def nll(self, model: Mixture) -> float:
         """Mean negative log-likelihood ``-E[log p_model(x)]``.
 
@@ -402,6 +447,14 @@ class SampleSource(Source):
         out = _to_numpy(_finalize(stats, model, frame, ref_sigma, hessian))
         return _expectation_from(out, se=_sample_se(stats, model))
 
+    def family_stats(self, params: Params, family: str) -> Stats:
+        self._check_params(params)
+        k = int(np.shape(params.means)[0])
+        if getattr(self, "_chunks_k", None) != k:  # laid out once per number of components
+            self._chunks = Chunks.from_arrays(self.X, self.weights, k=k, chunk_size=self.chunk_size)
+            self._chunks_k = k
+        return _first(sum_parts(self._chunks.stat_parts(_one(params), family)))
+
     def __repr__(self) -> str:
         return f"SampleSource(n={self.n}, d={self.d}, truth={'known' if self.truth else 'none'})"
 
@@ -480,6 +533,17 @@ def _stream_stats(key, n, n_chunks, truth, model, *, chunk, hessian, fields=None
     return jax.lax.fori_loop(1, n_chunks, lambda i, acc: add_stats(acc, one(i)), first)
 
 
+@partial(jax.jit, static_argnames=("chunk", "family"))
+def _stream_family_stats(key, n, n_chunks, truth, params, *, chunk, family) -> Stats:
+    """:func:`_stream_stats` for a mixture of any family (the same points, drawn anew)."""
+
+    def one(i):
+        x, w = _stream_chunk(key, i, n, truth, chunk)
+        return family_stats(x, w, params, family)
+
+    return jax.lax.fori_loop(1, n_chunks, lambda i, acc: add_stats(acc, one(i)), one(0))
+
+
 class StreamSource(Source):
     """``n`` points drawn from a known truth, chunk by chunk (see :func:`stream`)."""
 
@@ -507,6 +571,15 @@ class StreamSource(Source):
         frame = identity_frame(self.d)
         out = _to_numpy(_finalize(stats, model, frame, self.truth.sigma, hessian))
         return _expectation_from(out, se=_sample_se(stats, model))
+
+    def family_stats(self, params: Params, family: str) -> Stats:
+        self._check_params(params)
+        params = Params(*(jnp.asarray(a, self.truth.means.dtype) for a in params))
+        n_chunks = -(-self.n // self.chunk_size)
+        key = jax.random.key(self.seed)
+        return _stream_family_stats(
+            key, self.n, n_chunks, self.truth, params, chunk=self.chunk_size, family=family
+        )
 
     def __repr__(self) -> str:
         return (
@@ -744,8 +817,353 @@ class PopulationSource(Source):
             )
         return _expectation_from(out, quadrature=report)
 
+    def family_stats(self, params: Params, family: str) -> Stats:
+        """The E-step statistics of a mixture of any family under the truth, by quadrature.
+
+        A model with free covariances is not reduced to a span (its responsibilities
+        depend on every coordinate): the tensor Gauss-Hermite rule of
+        :mod:`gmmscape.core.quadrature` in all ``d`` coordinates is placed around every
+        true center, refined level by level until two levels agree to ``rtol`` / ``atol``
+        in every normalized statistic (mean log-likelihood, responsibility masses, first
+        and second moments), within ``max_nodes`` nodes per true center; a
+        :class:`QuadratureWarning` says so when they do not. Suited to small ``d`` (the
+        node count is ``(2^(level+2)+1)^d``).
+
+        Parameters
+        ----------
+        params : Params
+            One mixture of ``family`` with k components in dimension d.
+        family : str
+
+        Returns
+        -------
+        Stats
+            Sums over nodes whose weights add up to one (``w = 1``).
+        """
+        self._check_params(params)
+        k = int(np.shape(params.means)[0])
+        prev = stats = None
+        level, gap = 0, np.inf
+        while quadrature.node_count("gauss-hermite", self.d, level) <= self.max_nodes:
+            ((z, wz),) = quadrature.node_set("gauss-hermite", self.d, level).replicates
+            pts, wts = self._points(np.asarray(z), np.asarray(wz), self.truth)
+            chunks = Chunks.from_arrays(pts, wts, k=k)
+            stats = _first(sum_parts(chunks.stat_parts(_one(params), family)))
+            flat = np.concatenate(
+                [np.ravel(np.asarray(getattr(stats, f)) / float(stats.w)) for f in _FAMILY_FIELDS]
+            )
+            if prev is not None:
+                gap = float(np.max(np.abs(flat - prev)))
+                if gap <= self.atol + self.rtol * float(np.max(np.abs(flat))):
+                    return stats
+            prev, level = flat, level + 1
+        if stats is None:
+            raise ValueError(
+                f"max_nodes={self.max_nodes} is too small for a Gauss-Hermite rule in d={self.d} "
+                "dimensions; raise it."
+            )
+        warnings.warn(
+            f"population quadrature of a {family!r} mixture did not reach rtol={self.rtol:g}, "
+            f"atol={self.atol:g} within max_nodes={self.max_nodes} (d={self.d}); the last two "
+            f"levels differ by {gap:.3g}.",
+            QuadratureWarning,
+            stacklevel=2,
+        )
+        return stats
+
     def __repr__(self) -> str:
         return f"PopulationSource(truth={self.truth!r}, rule={self.rule!r})"
+
+
+#: The statistics of a family fit compared between quadrature levels.
+_FAMILY_FIELDS = ("ll", "r0", "r1", "s2")
+
+
+# --------------------------------------------------------------------------------------
+# the statistics of a mixture of any covariance family (the estimator's model)
+# --------------------------------------------------------------------------------------
+@partial(jax.jit, donate_argnums=0)
+def set_chunk(buf: jax.Array, i, x: jax.Array) -> jax.Array:
+    """``buf`` with chunk ``i`` set to ``x``, in place (the buffer is donated).
+
+    Parameters
+    ----------
+    buf : array of shape (n_chunks, m, d)
+    i : int
+    x : array of shape (m, d)
+
+    Returns
+    -------
+    array of shape (n_chunks, m, d)
+    """
+    return buf.at[i].set(x)
+
+
+def device_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int, offset=None):
+    """As :func:`gmmscape.core.chunks.to_chunks`, but written chunk by chunk into one
+    JAX array.
+
+    The device array is filled in place (a donated buffer), so the only copy of the data
+    made is the result itself, and the peak is that copy plus one chunk.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    w : array of shape (n,)
+    rows, n_chunks : int
+    offset : array of shape (d,), optional
+
+    Returns
+    -------
+    xc : jax array of shape (n_chunks, rows, d)
+    wc : jax array of shape (n_chunks, rows)
+    """
+    n, d = X.shape
+    if n_chunks == 1:
+        # device_put, not jnp.asarray: that compiles a program per shape
+        return tuple(map(jax.device_put, to_chunks(X, w, rows, 1, offset)))
+    xc = jnp.zeros((n_chunks, rows, d), X.dtype)
+    for i in range(n_chunks):
+        lo, hi = i * rows, min(n, (i + 1) * rows)
+        xi = np.zeros((rows, d), X.dtype)
+        if hi > lo:
+            xi[: hi - lo] = X[lo:hi] if offset is None else X[lo:hi] - offset
+        # wait for each in-place write: queuing many donated updates at once has hung
+        # the CPU runtime (a race seen about once in four fits)
+        xc = set_chunk(xc, i, xi).block_until_ready()
+    wp = np.zeros(rows * n_chunks, X.dtype)
+    wp[:n] = w
+    return xc, jax.device_put(wp.reshape(n_chunks, rows))
+
+
+def stat_threads(n_threads: int | None, n_chunks: int) -> int:
+    """Host threads for the statistics of :class:`Chunks`.
+
+    ``n_threads`` (default: usable cores), at most one per four chunks (below that the
+    host loop costs more than the threads save); 1 means one compiled loop.
+
+    Parameters
+    ----------
+    n_threads : int or None
+    n_chunks : int
+
+    Returns
+    -------
+    int
+    """
+    if n_threads is None:
+        n_threads = (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        )
+    t = min(int(n_threads or 1), n_chunks // 4)
+    return t if t >= 2 else 1
+
+
+def sum_parts(parts):
+    """The leaf-wise sum of a sequence of pytrees of the same structure (partial stats)."""
+    return jax.tree_util.tree_map(lambda *a: sum(a[1:], a[0]), *parts)
+
+
+class Chunks:
+    """Weighted points held in memory as fixed-size device chunks: what a sample supplies.
+
+    The statistics of a batch of mixtures are summed over the chunks by one compiled
+    loop (:func:`gmmscape.core.stats.batched_family_stats`), or, with ``threads > 1``, by
+    host threads each summing its own range of chunks of the one buffer (JAX releases
+    the GIL, and a compiled chunk loop runs its small operations on one core). The
+    arrays can also be passed into a compiled loop (:attr:`traceable`).
+
+    Parameters
+    ----------
+    xc : array of shape (n_chunks, m, d)
+    wc : array of shape (n_chunks, m)
+        Point weights; padding rows have weight 0.
+    threads : int, default 1
+    """
+
+    #: The points can enter a compiled loop (as :attr:`xc`, :attr:`wc`).
+    traceable = True
+
+    def __init__(self, xc, wc, threads: int = 1):
+        self.xc, self.wc, self.threads = xc, wc, int(threads)
+
+    @classmethod
+    def from_arrays(cls, X, w, *, k: int, n_batch: int = 1, chunk_size=None, offset=None,
+                    n_threads: int | None = 1) -> Chunks:  # fmt: skip
+        """Lay ``X - offset`` and ``w`` out by the one chunking rule
+        (:func:`gmmscape.core.chunks.chunk_layout`) on the device.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, d)
+        w : ndarray of shape (n,)
+        k : int
+            Components the statistics are computed for.
+        n_batch : int, default 1
+            Mixtures evaluated together.
+        chunk_size : int, optional
+            Rows per chunk (default: the rule's).
+        offset : ndarray of shape (d,), optional
+        n_threads : int or None, default 1
+            See :func:`stat_threads`.
+
+        Returns
+        -------
+        Chunks
+        """
+        n, d = X.shape
+        rows, n_chunks = chunk_layout(n, k, d, n_batch, chunk_size)
+        xc, wc = device_chunks(X, w, rows, n_chunks, offset)
+        return cls(xc, wc, stat_threads(n_threads, n_chunks))
+
+    @property
+    def n_rows(self) -> int:
+        """Rows held, padding included."""
+        return int(np.size(self.wc))
+
+    def describe(self) -> str:
+        """How the statistics are summed, for verbose output."""
+        return "vmapped" if self.threads <= 1 else f"vmapped, statistics on {self.threads} threads"
+
+    def stat_parts(self, params: Params, family: str, pool=None) -> tuple:
+        """Statistics of a batch of mixtures as partial sums that add up to the total.
+
+        Parameters
+        ----------
+        params : Params with a leading batch axis b
+        family : str
+        pool : ThreadPoolExecutor, optional
+            Threads to use (default: a pool made for the call when ``threads > 1``).
+
+        Returns
+        -------
+        tuple of Stats, each with a leading batch axis b
+        """
+        if self.threads <= 1:
+            return (batched_family_stats(self.xc, self.wc, params, family=family),)
+        bounds = np.linspace(0, self.wc.shape[0], self.threads + 1).astype(int)
+
+        def part(g):
+            lo, hi = jnp.int32(bounds[g]), jnp.int32(bounds[g + 1])
+            st = batched_family_stats(self.xc, self.wc, params, lo, hi, family=family)
+            return jax.block_until_ready(st)
+
+        if pool is None:
+            with ThreadPoolExecutor(self.threads) as own:
+                return tuple(own.map(part, range(self.threads)))
+        return tuple(pool.map(part, range(self.threads)))
+
+    def reduce(self, fn, *args):
+        """Sum ``fn(xc, wc, *args)`` (a compiled chunk-scanning function) over the points."""
+        return fn(self.xc, self.wc, *args)
+
+
+def _block_chunks(xb, wb, src):
+    xb = np.asarray(xb, dtype=src.dtype)
+    wb = np.asarray(wb, dtype=src.dtype)
+    rows, n_chunks = chunk_layout(xb.shape[0], src.k, xb.shape[1], 1, src.chunk_size)
+    return (jax.device_put(a) for a in to_chunks(xb, wb, rows, n_chunks, src.offset))
+
+
+def _block_stats(xb, wb, payload, src):
+    params, family = payload
+    xc, wc = _block_chunks(xb, wb, src)
+    st = batched_family_stats(xc, wc, params, family=family)
+    return jax.tree_util.tree_map(np.asarray, st)
+
+
+def _block_generic(xb, wb, payload, src):
+    fn, args = payload
+    return jax.tree_util.tree_map(np.asarray, fn(*_block_chunks(xb, wb, src), *args))
+
+
+def _tree_add(a, b):
+    return jax.tree_util.tree_map(np.add, a, b)
+
+
+class DaskChunks:
+    """Weighted points as the blocks of Dask arrays: statistics reduced on the cluster.
+
+    Each block is laid out in chunks by the one chunking rule where it is, its
+    statistics are computed there, and the partial sums are added by a tree reduction
+    run by the scheduler; only the sums travel.
+
+    Parameters
+    ----------
+    x : dask array of shape (n, d)
+        One block along the columns.
+    w : dask array of shape (n,)
+        Blocked like the rows of ``x``.
+    offset : ndarray of shape (d,)
+        Subtracted from every row.
+    dtype : numpy dtype
+    k : int
+        Components the statistics are computed for.
+    chunk_size : int, optional
+    """
+
+    traceable = False
+    threads = 1
+
+    def __init__(self, x, w, *, offset, dtype, k: int, chunk_size=None):
+        self.x, self.w, self.offset, self.dtype = x, w, offset, dtype
+        self.k, self.chunk_size = int(k), chunk_size
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of the data."""
+        return int(self.x.shape[0])
+
+    def describe(self) -> str:
+        """How the statistics are summed, for verbose output."""
+        return "statistics on Dask"
+
+    def _reduce(self, block_fn, payload):
+        import dask
+
+        payload = jax.tree_util.tree_map(
+            lambda a: np.asarray(a) if isinstance(a, jax.Array) else a, payload
+        )
+        xs = self.x.to_delayed().ravel()
+        ws = self.w.to_delayed().ravel()
+        parts = [
+            dask.delayed(block_fn)(xb, wb, payload, self) for xb, wb in zip(xs, ws, strict=True)
+        ]
+        add = dask.delayed(_tree_add)
+        while len(parts) > 1:  # a tree reduction, executed by the scheduler
+            parts = [
+                add(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
+                for i in range(0, len(parts), 2)
+            ]
+        (total,) = dask.compute(parts[0])
+        return jax.tree_util.tree_map(jax.device_put, total)
+
+    def stat_parts(self, params: Params, family: str, pool=None) -> tuple:
+        """The statistics of a batch of mixtures, summed on the cluster (one part).
+
+        Parameters
+        ----------
+        params : Params with a leading batch axis b
+        family : str
+        pool : ignored
+
+        Returns
+        -------
+        tuple of one Stats with a leading batch axis b
+        """
+        return (self._reduce(_block_stats, (params, family)),)
+
+    def reduce(self, fn, *args):
+        """Sum ``fn(xc, wc, *args)`` over the blocks, on the cluster."""
+        return self._reduce(_block_generic, (fn, args))
+
+
+def _one(params: Params) -> Params:
+    return jax.tree_util.tree_map(lambda a: jax.device_put(np.asarray(a)[None]), params)
+
+
+def _first(stats: Stats) -> Stats:
+    return jax.tree_util.tree_map(lambda a: a[0], stats)
 
 
 def sample(X, weights=None, *, truth: Mixture | None = None, chunk_size: int | None = None):

@@ -1,10 +1,17 @@
-"""Per-point statistics of an isotropic mixture, summed over a weighted batch of points.
+"""Per-point statistics of a mixture, summed over a weighted batch of points.
 
 This module holds the ONE implementation of every statistic that gmmscape's algorithms
-need (DESIGN.md section 1). A source (sample, stream, population) only supplies batches of
-``(points, weights)`` and adds up the :class:`Stats` that :func:`batch_stats` returns; the
-update rules in :mod:`gmmscape.core.updates` turn the sums into losses, gradients,
-Hessians and EM steps.
+need (the one engine, README "Layout"). A source (sample, stream, population) only
+supplies batches of ``(points, weights)`` and adds up the :class:`Stats` that
+:func:`batch_stats` returns; the update rules in :mod:`gmmscape.core.updates` turn the
+sums into losses, gradients, Hessians and EM steps.
+
+Two kinds of model use the one :class:`Stats` struct: the isotropic :class:`Mixture` of
+the research half (:func:`batch_stats`: losses, gradients, Hessians, standard errors) and
+a mixture of any covariance family of :mod:`gmmscape.core.families` given as
+:class:`~gmmscape.core.mixture.Params` (:func:`family_stats`, :func:`scan_family_stats`:
+the E-step and the sufficient statistics of the M-step). Both compute responsibilities
+through :func:`normalize_log`, the one place they are computed.
 
 Everything is computed in the log domain: a component 50 sigma away from every point has
 responsibility exactly 0, never NaN.
@@ -21,7 +28,7 @@ import jax.numpy as jnp
 from gmmscape.core import families
 
 if TYPE_CHECKING:  # annotations only: core.mixture imports this module
-    from gmmscape.core.mixture import Mixture
+    from gmmscape.core.mixture import Mixture, Params
 
 
 class Stats(NamedTuple):
@@ -54,23 +61,32 @@ class Stats(NamedTuple):
         ``sum w psi_i g_i g_i^T``.
     pp : array of shape (k, k) or None
         ``sum w psi psi^T``.
+    s2 : array or None
+        The second moments of a covariance family (:func:`family_stats`):
+        ``sum w psi_k x x^T`` (k, d, d) for full-like families, ``sum w x x^T`` (d, d)
+        for tied-like ones, ``sum w psi_k x**2`` (k, d) for the others.
+
+    The isotropic research half fills the first fields (:func:`batch_stats`); the
+    estimator of any family fills ``w, ll, r0, r1, s2`` (:func:`family_stats`). Every
+    field but ``w`` defaults to ``None``.
     """
 
     w: jax.Array
-    w2: jax.Array
-    ll: jax.Array
-    ll_w2: jax.Array
-    ll_sq: jax.Array
-    lr: jax.Array | None
-    lr_w2: jax.Array | None
-    lr_sq: jax.Array | None
-    r0: jax.Array
-    r1: jax.Array
-    pg_w2: jax.Array
-    pg_sq: jax.Array
-    h_outer: jax.Array | None
-    h_diag: jax.Array | None
-    pp: jax.Array | None
+    w2: jax.Array | None = None
+    ll: jax.Array | None = None
+    ll_w2: jax.Array | None = None
+    ll_sq: jax.Array | None = None
+    lr: jax.Array | None = None
+    lr_w2: jax.Array | None = None
+    lr_sq: jax.Array | None = None
+    r0: jax.Array | None = None
+    r1: jax.Array | None = None
+    pg_w2: jax.Array | None = None
+    pg_sq: jax.Array | None = None
+    h_outer: jax.Array | None = None
+    h_diag: jax.Array | None = None
+    pp: jax.Array | None = None
+    s2: jax.Array | None = None
 
 
 def log_components(x: jax.Array, model: Mixture) -> jax.Array:
@@ -107,7 +123,7 @@ def log_density(x: jax.Array, model: Mixture) -> jax.Array:
 def normalize_log(lw: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Log-sum-exp and responsibilities of per-component log-densities, for any family.
 
-    The one place responsibilities are computed (DESIGN.md section 1): one ``exp`` per
+    The one place responsibilities are computed (the one engine, README "Layout"): one ``exp`` per
     entry, shifted by the row maximum, so a component far from a point gets exactly 0
     and a row whose every entry is ``-inf`` gives ``-inf`` and zeros, never NaN.
 
@@ -207,6 +223,130 @@ def batch_stats(
         h_diag=h_diag,
         pp=pp,
     )
+
+
+# --------------------------------------------------------------------------------------
+# a mixture of any covariance family (the estimator's model)
+# --------------------------------------------------------------------------------------
+def family_log_prob(x: jax.Array, params: Params, family: str) -> jax.Array:
+    """``log pi_k + log N(x; mu_k, Sigma_k)`` for every point and component.
+
+    Parameters
+    ----------
+    x : array of shape (m, d)
+    params : Params
+    family : str
+        A family of :data:`gmmscape.core.families.FAMILIES`.
+
+    Returns
+    -------
+    array of shape (m, k)
+    """
+    fam = families.get(family)
+    lg = fam.log_gauss(x, params.means, params.precisions_cholesky)
+    return lg + jnp.log(params.weights)[None, :]
+
+
+def family_stats(x: jax.Array, w: jax.Array, params: Params, family: str) -> Stats:
+    """E-step and sufficient statistics of one weighted batch under a family's mixture.
+
+    Parameters
+    ----------
+    x : array of shape (m, d)
+    w : array of shape (m,)
+        Non-negative point weights; padding rows carry weight 0.
+    params : Params
+    family : str
+
+    Returns
+    -------
+    Stats
+        ``w = sum w``, ``ll = sum w log p(x)``, ``r0 = sum w psi`` (k,),
+        ``r1 = sum w psi x`` (k, d) and the family's second moments ``s2``.
+    """
+    fam, log_w = families.get(family), jnp.log(params.weights)
+    l, r0, r1, s2 = fam.estep_moments(
+        x, w, params.means, params.precisions_cholesky, log_w, normalize_log
+    )
+    # padding rows have w = 0; where() keeps a -inf log-density there out of the sum
+    ll = jnp.sum(jnp.where(w > 0, w * l, 0.0))
+    return Stats(w=jnp.sum(w), ll=ll, r0=r0, r1=r1, s2=s2)
+
+
+def chunk_sum(fn, *chunked, lo=0, hi=None):
+    """``sum_i fn(*(a[i] for a in chunked))`` over chunks ``lo <= i < hi``, in a loop.
+
+    Only one chunk's intermediates are alive at a time; ``fn`` returns a pytree. Chunks
+    are read by dynamic index: slicing the stacked arrays would copy all the data. ``lo``
+    and ``hi`` (default: every chunk; ``lo < hi``) may be traced, so host threads can sum
+    disjoint ranges of the same buffer with one compiled function.
+
+    Parameters
+    ----------
+    fn : callable
+        Maps one chunk of each array to a pytree of arrays.
+    *chunked : arrays with a leading chunk axis of the same length
+    lo, hi : int or int array of shape (), optional
+
+    Returns
+    -------
+    pytree
+        The leaf-wise sum.
+    """
+    if hi is None and chunked[0].shape[0] == 1:  # one chunk: no loop to compile
+        return fn(*(a[0] for a in chunked))
+    hi = chunked[0].shape[0] if hi is None else hi
+    first = fn(*(a[lo] for a in chunked))
+
+    def body(i, acc):
+        return jax.tree_util.tree_map(jnp.add, acc, fn(*(a[i] for a in chunked)))
+
+    return jax.lax.fori_loop(lo + 1, hi, body, first)
+
+
+def scan_family_stats(
+    xc: jax.Array, wc: jax.Array, params: Params, family: str, lo=0, hi=None
+) -> Stats:
+    """:func:`family_stats` summed over fixed-size chunks in a loop.
+
+    Memory is bounded by one chunk's intermediates, ``O(m k d)``.
+
+    Parameters
+    ----------
+    xc : array of shape (n_chunks, m, d)
+    wc : array of shape (n_chunks, m)
+    params : Params
+    family : str
+    lo, hi : int or int array of shape (), optional
+        Sum chunks ``lo <= i < hi`` only (default all).
+
+    Returns
+    -------
+    Stats
+    """
+    return chunk_sum(lambda x, w: family_stats(x, w, params, family), xc, wc, lo=lo, hi=hi)
+
+
+@partial(jax.jit, static_argnames=("family",))
+def batched_family_stats(xc, wc, params: Params, lo=None, hi=None, *, family: str) -> Stats:
+    """:func:`scan_family_stats` vmapped over a batch of parameters, compiled.
+
+    Parameters
+    ----------
+    xc : array of shape (n_chunks, m, d)
+    wc : array of shape (n_chunks, m)
+    params : Params with a leading batch axis b
+    lo, hi : int array of shape (), optional
+        Sum chunks ``lo <= i < hi`` only (default all); traced, so every range of the
+        same buffer runs one compiled function (one host thread each).
+    family : str
+
+    Returns
+    -------
+    Stats with a leading batch axis b
+    """
+    lo = 0 if lo is None else lo
+    return jax.vmap(lambda p: scan_family_stats(xc, wc, p, family, lo, hi))(params)
 
 
 def add_stats(a: Stats | None, b: Stats) -> Stats:

@@ -1,7 +1,7 @@
 """Losses, derivatives and update rules computed from summed :class:`Stats`.
 
 Each function here is the single implementation of its quantity for every source
-(DESIGN.md section 1). Inputs are the summed statistics and the model expressed in the
+(the one engine, README "Layout"). Inputs are the summed statistics and the model expressed in the
 source's :class:`~gmmscape.core.frame.Frame` coordinates; outputs are in the same
 coordinates (the sources lift them back). All functions are pure ``jax.numpy`` code and
 may be jitted, vmapped and scanned.
@@ -15,8 +15,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from gmmscape.core import families
 from gmmscape.core.frame import Frame
-from gmmscape.core.mixture import Mixture
+from gmmscape.core.mixture import Masks, Mixture, Params
 from gmmscape.core.stats import Stats
 
 #: A component whose responsibility mass ``E[psi_i]`` is at most this keeps its mean in
@@ -166,3 +167,70 @@ def gradient_em_means(stats: Stats, model: Mixture, eta) -> jax.Array:
     array of shape (k, r)
     """
     return model.means + eta * mean_shift(stats, model)
+
+
+def m_step(
+    stats: Stats,
+    params: Params,
+    masks: Masks,
+    reg_covar,
+    floor,
+    step_size,
+    family: str,
+    algorithm: str,
+) -> tuple[Params, jax.Array]:
+    """One M-step (or gradient EM step for the means) of a mixture of any family.
+
+    Weights: ``r0_k / W`` for updated components, rescaled so that the weights of frozen
+    components keep their values and all weights sum to one. Means: :func:`em_means` or
+    :func:`gradient_em_means` (``mu_k + eta (r1_k - r0_k mu_k) / W``), the same rules as
+    the isotropic model's. Covariances: the family's scatter about the new means plus
+    ``reg_covar``, factored stably (:meth:`gmmscape.core.families.Family.factor`).
+
+    Parameters
+    ----------
+    stats : Stats
+        From :func:`gmmscape.core.stats.family_stats` (``w, r0, r1, s2``) at ``params``.
+    params : Params
+        The parameters the statistics were computed with.
+    masks : Masks
+    reg_covar : float
+        Added to every variance.
+    floor : array of shape (d,), or () for scalar variances
+        Collapse floor of the variances.
+    step_size : float
+        Gradient-EM step ``eta`` (unused by ``"em"``).
+    family : str
+    algorithm : {"em", "gradient_em"}
+
+    Returns
+    -------
+    params : Params
+    n_collapsed : array of shape ()
+        Covariances that needed the collapse floor.
+    """
+    dtype = params.means.dtype
+    tiny = jnp.finfo(dtype).tiny
+    mw = masks.weights > 0
+    nk_u = jnp.where(mw, stats.r0, 0.0)
+    free = 1.0 - jnp.sum(jnp.where(mw, 0.0, params.weights))
+    new_w = jnp.where(mw, nk_u / jnp.maximum(jnp.sum(nk_u), tiny) * free, params.weights)
+    model = Mixture._raw(params.means, params.weights, jnp.asarray(1.0, dtype))
+    if algorithm == "em":
+        new_m = em_means(stats, model)
+    else:
+        new_m = gradient_em_means(stats, model, step_size)
+    new_m = jnp.where(masks.means[:, None] > 0, new_m, params.means)
+    fam = families.get(family)
+    empty = stats.r0 <= 10.0 * jnp.finfo(dtype).eps * stats.w
+    nk_safe = jnp.where(empty, 1.0, stats.r0)
+    scatter = fam.scatter(stats.r0, stats.r1, stats.s2, stats.w, new_m, nk_safe)
+    cov = fam.add_to_variances(scatter, reg_covar)
+    if fam.shared:
+        keep = ~(jnp.any(masks.covariances > 0))
+    else:  # an empty component keeps its covariance unless the model ties them
+        keep = masks.covariances <= 0 if fam.coupled else empty | (masks.covariances <= 0)
+        keep = keep.reshape((-1,) + (1,) * (cov.ndim - 1))
+    cov = jnp.where(keep, params.covariances, cov)
+    cov, pc, n_bad = fam.factor(cov, floor)
+    return Params(new_w.astype(dtype), new_m, cov, pc), n_bad

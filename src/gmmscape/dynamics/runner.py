@@ -7,8 +7,9 @@ such trajectories inside compiled loops:
 
 - :func:`run_population` advances population EM or gradient EM on a
   :class:`~gmmscape.dynamics.fixed.FixedPopulation` (frame coordinates) for a batch of
-  restarts at once (``jax.vmap``), inside ``lax.scan`` over the record points and
-  ``lax.while_loop`` between them, and records the loss, the distances to the truth's mean
+  restarts at once (``jax.vmap``), inside ``lax.scan`` over the record points and the
+  driver's loop (:func:`gmmscape.dynamics.driver.run`, criterion ``"steps"``) between
+  them, and records the loss, the distances to the truth's mean
   and the gradient norm at each record point. Every step it also counts increases of the
   parametric distance (non-monotonicity), and it stops a restart whose means become
   non-finite or leave a ball of radius ``blowup`` (divergence), keeping the step index.
@@ -16,8 +17,9 @@ such trajectories inside compiled loops:
   from the truth (the single statistics path ``gmmscape.core.sources._stream_stats``): the
   same seed every step is a fixed dataset of ``n`` points that is never held in memory, a
   new seed every step is a fresh batch.
-- :func:`escape_steps` runs gradient EM inside ``lax.while_loop`` until one chosen
-  component comes within a radius of the truth's mean, with a step cap (traps).
+- :func:`escape_steps` runs gradient EM in the driver's loop (criterion ``"below"`` on
+  the distance) until one chosen component comes within a radius of the truth's mean,
+  with a step cap (traps).
 
 Long runs are cut into compiled calls of a few record points (or ``2^16`` steps for
 escapes) so that a progress callback can report between calls; each call compiles once
@@ -42,6 +44,7 @@ from gmmscape._validation import check_positive, check_positive_int
 from gmmscape.core import updates
 from gmmscape.core.mixture import Mixture
 from gmmscape.core.sources import _stream_stats, chunked_stats, stream_points
+from gmmscape.dynamics import driver
 from gmmscape.dynamics.fixed import FixedPopulation
 
 #: Update rules that the runners know.
@@ -159,16 +162,13 @@ def _init_state(means, weights, center, key_data) -> _State:
 def _advance_one(state: _State, target, step_fn, weights, center, blowup) -> _State:
     """Advance one restart to step ``target`` (or until it diverges)."""
 
-    def cond(s):
-        return (s.t < target) & ~s.diverged
-
-    def body(s):
+    def step(s):
         new = step_fn(s.means, s.t, s.key)
         dmax, dsq = _distances(new, weights, center)
         bad = ~jnp.all(jnp.isfinite(new)) | ~(dmax <= blowup)
         up_max = dmax - s.prev_max
         up_sq = dsq - s.prev_sq
-        return _State(
+        kept = _State(
             means=jnp.where(bad, s.means, new),
             t=s.t + 1,
             diverged=bad,
@@ -181,8 +181,11 @@ def _advance_one(state: _State, target, step_fn, weights, center, blowup) -> _St
             big_up_sq=jnp.where(bad, s.big_up_sq, jnp.maximum(s.big_up_sq, up_sq)),
             key=s.key,
         )
+        return kept, dmax, bad
 
-    return jax.lax.while_loop(cond, body, state)
+    # a run that diverged in an earlier segment takes no step (the loop is entered bad)
+    loop = driver.start(state, bad=state.diverged)
+    return driver.run(step, loop, driver.Rule(0.0, target - state.t), criterion="steps").state
 
 
 def _population_step(fp: FixedPopulation, method: str, eta):
@@ -551,17 +554,16 @@ class _EscState(NamedTuple):
 @jax.jit
 def _escape_chunk(fp, states, radius, component, eta, t_end):
     def one(state, rad):
-        def cond(s):
-            return (s.t < t_end) & ~s.done & ~s.bad
-
-        def body(s):
+        def step(s):
             new = fp.gradient_em_means(s.means, eta)
             bad = ~jnp.all(jnp.isfinite(new))
             new = jnp.where(bad, s.means, new)
             dist = jnp.sqrt(jnp.max(jnp.sum(new[component] ** 2, axis=-1)))
-            return _EscState(new, s.t + 1, dist <= rad, bad)
+            return _EscState(new, s.t + 1, dist <= rad, bad), dist, bad
 
-        return jax.lax.while_loop(cond, body, state)
+        loop = driver.start(state, bad=state.done | state.bad)
+        rule = driver.Rule(rad, t_end - state.t)
+        return driver.run(step, loop, rule, criterion="below").state
 
     return jax.vmap(one)(states, radius)
 

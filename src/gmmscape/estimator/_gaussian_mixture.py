@@ -9,8 +9,6 @@ blocks, and stores the fitted attributes as NumPy arrays.
 
 from __future__ import annotations
 
-import math
-import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,10 +24,11 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from gmmscape._lazy import LazyModule
-from gmmscape.core import chunks
+from gmmscape.core.chunks import chunk_layout, next_pow2, to_chunks  # noqa: F401 (benchmarks)
 
 if TYPE_CHECKING:  # annotations only
-    from gmmscape.estimator._kernels import Params
+    from gmmscape.core.mixture import Params
+    from gmmscape.core.stats import Stats
 
 # JAX, the kernels and the covariance families are imported by the first fit, not by
 # ``from gmmscape import GaussianMixture`` (which then costs no more than scikit-learn's)
@@ -37,6 +36,8 @@ jax = LazyModule("jax")
 jnp = LazyModule("jax.numpy")
 K = LazyModule("gmmscape.estimator._kernels")
 families = LazyModule("gmmscape.core.families")
+sources = LazyModule("gmmscape.core.sources")
+driver = LazyModule("gmmscape.dynamics.driver")
 
 #: The covariance types (families of :mod:`gmmscape.core.families` with free covariances):
 #: scikit-learn's four and mclust's models (``families.MCLUST_MODELS``; VII, VVI, EEE and
@@ -46,18 +47,6 @@ COVARIANCE_TYPES = (
     "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
 )  # fmt: skip
 
-#: Elements of one chunk's largest intermediate (rows x k x d) when chunk_size is None:
-#: 1024 rows at d = k = 16, which ran a pass 7% (full) to 8% (diag) faster than 4096
-#: rows (N = 2.5e5, one thread; benchmarks/results/estimator_profile.md has the same
-#: trend at N = 1e6).
-CHUNK_BUDGET = 2**18
-#: Data whose largest intermediate (n x k x d per start) holds at most this many elements
-#: is not chunked: one padded chunk (32 MB in float64), so the E-step compiles no loop and
-#: every such fit of a (k, d) runs the same programs.
-SINGLE_CHUNK = 2**22
-#: Fewest rows a chunk is padded to: every input of up to this many rows (a small data
-#: set, a cross-validation fold, a batch to predict) runs the same compiled programs.
-MIN_ROWS = 256
 #: Parameters that ``freeze`` accepts.
 FREEZABLE = ("weights", "means", "covariances")
 #: Rows of a Dask array pulled into memory to initialize (k-means) a fit.
@@ -72,126 +61,13 @@ def _is_dask(X) -> bool:
     return type(X).__module__.split(".")[0] == "dask"
 
 
-def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | None = None):
-    """Rows per chunk and number of chunks for ``n`` points.
-
-    Inputs whose ``(n, k, d)`` intermediate holds at most :data:`SINGLE_CHUNK` elements
-    per start are one chunk padded to a power of two of at least :data:`MIN_ROWS` rows
-    (few distinct compiled shapes); larger ones are cut into chunks whose
-    ``(rows, k, d)`` intermediates hold at most :data:`CHUNK_BUDGET` elements per start.
-
-    Parameters
-    ----------
-    n, k, d : int
-        Points, components, features.
-    n_batch : int, default 1
-        Starts evaluated together (vmapped).
-    chunk_size : int, optional
-        Rows per chunk chosen by the user.
-
-    Returns
-    -------
-    rows : int
-    n_chunks : int
-    """
-    if chunk_size is None:
-        if n * k * d * n_batch <= SINGLE_CHUNK:  # small data: one chunk, fewest programs
-            return max(MIN_ROWS, chunks.next_pow2(n)), 1
-        rows = chunks.chunk_length(k * d * n_batch, CHUNK_BUDGET, lo=256)
-    else:
-        rows = int(chunk_size)
-    if n <= rows:
-        rows = (
-            chunks.padded_length(n, max(rows, MIN_ROWS), MIN_ROWS) if chunk_size is None else rows
-        )
-        return rows, 1
-    return rows, math.ceil(n / rows)
-
-
-def stat_threads(n_threads: int | None, n_chunks: int) -> int:
-    """Host threads for the statistics: ``n_threads`` (default: usable cores), at most
-    one per four chunks (below that the host loop costs more than the threads save);
-    1 means one compiled loop."""
-    if n_threads is None:
-        n_threads = (
-            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        )
-    t = min(int(n_threads or 1), n_chunks // 4)
-    return t if t >= 2 else 1
-
-
 def trace_length(max_iter: int) -> int:
     """Length of the compiled trace buffer: a power of two >= 8 covering ``max_iter``.
 
     Rounding up keeps the number of compiled variants small; the iteration limit itself
     is a runtime value.
     """
-    return max(8, chunks.next_pow2(max_iter))
-
-
-def to_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int, offset=None):
-    """Pad ``X - offset`` (n, d) and ``w`` (n,) with zero rows; reshape to (n_chunks, rows, ...).
-
-    The result is the only copy made: ``X - offset`` is written straight into it.
-
-    Parameters
-    ----------
-    X : array of shape (n, d)
-    w : array of shape (n,)
-    rows, n_chunks : int
-    offset : array of shape (d,), optional
-        Subtracted from every row (default none).
-
-    Returns
-    -------
-    xc : array of shape (n_chunks, rows, d)
-    wc : array of shape (n_chunks, rows)
-    """
-    n, d = X.shape
-    total = rows * n_chunks
-    xp = np.zeros((total, d), X.dtype)
-    if offset is None:
-        xp[:n] = X
-    else:
-        np.subtract(X, np.asarray(offset, X.dtype), out=xp[:n])
-    wp = np.zeros(total, X.dtype)
-    wp[:n] = w
-    return xp.reshape(n_chunks, rows, d), wp.reshape(n_chunks, rows)
-
-
-def device_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int, offset=None):
-    """As :func:`to_chunks`, but written chunk by chunk into one JAX array.
-
-    The device array is filled in place (a donated buffer), so the only copy of the data
-    made is the result itself, and the peak is that copy plus one chunk.
-
-    Parameters
-    ----------
-    X : array of shape (n, d)
-    w : array of shape (n,)
-    rows, n_chunks : int
-    offset : array of shape (d,), optional
-
-    Returns
-    -------
-    xc : jax array of shape (n_chunks, rows, d)
-    wc : jax array of shape (n_chunks, rows)
-    """
-    n, d = X.shape
-    if n_chunks == 1:
-        return tuple(map(jnp.asarray, to_chunks(X, w, rows, 1, offset)))
-    xc = jnp.zeros((n_chunks, rows, d), X.dtype)
-    for i in range(n_chunks):
-        lo, hi = i * rows, min(n, (i + 1) * rows)
-        xi = np.zeros((rows, d), X.dtype)
-        if hi > lo:
-            xi[: hi - lo] = X[lo:hi] if offset is None else X[lo:hi] - offset
-        # wait for each in-place write: queuing many donated updates at once has hung
-        # the CPU runtime (a race seen about once in four fits)
-        xc = K.set_chunk(xc, i, xi).block_until_ready()
-    wp = np.zeros(rows * n_chunks, X.dtype)
-    wp[:n] = w
-    return xc, jnp.asarray(wp.reshape(n_chunks, rows))
+    return max(8, next_pow2(max_iter))
 
 
 def weighted_mean_var(X: np.ndarray, w: np.ndarray, block: int = 2**16):
@@ -230,7 +106,8 @@ def weighted_mean_var(X: np.ndarray, w: np.ndarray, block: int = 2**16):
 
 @dataclass
 class _FitData:
-    """The data of one fit, chunked in memory or as Dask blocks, centered at ``offset``."""
+    """One fit: its data source (in-memory chunks or Dask blocks, centered at
+    ``offset``) and what the kernels are compiled for."""
 
     cov_type: str
     algorithm: str
@@ -240,12 +117,8 @@ class _FitData:
     d: int
     k: int
     floor: np.ndarray
-    xc: Any = None
-    wc: Any = None
-    dask_x: Any = None
-    dask_w: Any = None
-    chunk_size: int | None = None
-    threads: int = 1
+    #: The points: a :class:`gmmscape.core.sources.Chunks` or ``DaskChunks``.
+    data: Any = None
     col_var: np.ndarray | None = None
     #: Components the kernels are compiled for (``>= k``; see ``K.component_bucket``).
     k_pad: int = 0
@@ -256,62 +129,36 @@ class _FitData:
     def hyper(self, reg_covar, step_size, tol, n_max):
         dt = self.dtype
         return (
-            jnp.asarray(reg_covar, dt),
-            jnp.asarray(self.floor, dt),
-            jnp.asarray(step_size, dt),
-            jnp.asarray(tol, dt),
-            jnp.asarray(n_max, jnp.int32),
+            # device_put, not jnp.asarray: that compiles a program per shape and dtype
+            jax.device_put(np.asarray(reg_covar, dt)),
+            jax.device_put(np.asarray(self.floor, dt)),
+            jax.device_put(np.asarray(step_size, dt)),
+            jax.device_put(np.asarray(tol, dt)),
+            jax.device_put(np.asarray(n_max, np.int32)),
         )
 
-    # -- statistics over the whole data, for a batch of parameters --------------------
-    def stats(self, params: Params, pool: ThreadPoolExecutor | None = None) -> K.SuffStats:
+    def stats(self, params: Params) -> Stats:
         """Summed statistics for a batch of parameters (leading axis b, ``k`` components)."""
         padded, _ = K.pad_components(params, None, self.k_pad, self.cov_type)
-        st = K.sum_parts(self.stat_parts(padded, pool))
+        st = sources.sum_parts(self.data.stat_parts(padded, self.cov_type))
         return K.unpad_components(st, self.k, self.cov_type)
-
-    def stat_parts(self, params: Params, pool: ThreadPoolExecutor | None = None) -> tuple:
-        """Statistics for a batch of parameters (padded to ``k_pad``), as partial sums
-        that add up to the total.
-
-        In memory with ``threads > 1``, each host thread (of ``pool``, or of a pool made
-        for the call) sums its own range of chunks of the one data buffer: JAX releases
-        the GIL, and a compiled chunk loop runs its small operations on one core.
-        """
-        if self.dask_x is not None:
-            return (_dask_reduce(self, _block_stats, params),)
-        if self.threads <= 1:
-            return (K.batched_stats(self.xc, self.wc, params, cov_type=self.cov_type),)
-        bounds = np.linspace(0, self.wc.shape[0], self.threads + 1).astype(int)
-
-        def part(g):
-            lo, hi = jnp.int32(bounds[g]), jnp.int32(bounds[g + 1])
-            st = K.batched_stats(self.xc, self.wc, params, lo, hi, cov_type=self.cov_type)
-            return jax.block_until_ready(st)
-
-        if pool is None:
-            with ThreadPoolExecutor(self.threads) as own:
-                return tuple(own.map(part, range(self.threads)))
-        return tuple(pool.map(part, range(self.threads)))
 
     def reduce(self, fn, *args):
         """Sum ``fn(xc, wc, *args)`` (a jitted chunk-scanning function) over the data."""
-        if self.dask_x is None:
-            return fn(self.xc, self.wc, *args)
-        return _dask_reduce(self, _block_generic, (fn, args))
+        return self.data.reduce(fn, *args)
 
     def run_em(self, params, masks, lb0, hyper, max_iter, report: int = 0) -> K.EMResult:
         """EM for a batch of starts.
 
-        One vmapped, compiled ``while_loop`` in memory on one thread; a host loop over
-        iterations (the same kernels) when the statistics are summed by several threads
-        or on Dask. ``report > 0`` prints every ``report``-th iteration of each start as
-        it runs. The kernels run on ``k_pad`` components (the extra ones masked out);
-        the result has ``k``.
+        One vmapped, compiled ``while_loop`` when the source's points can enter it (in
+        memory, one thread); a host loop over iterations (the same kernels) when the
+        statistics are summed by several threads or on Dask. ``report > 0`` prints every
+        ``report``-th iteration of each start as it runs. The kernels run on ``k_pad``
+        components (the extra ones masked out); the result has ``k``.
         """
         params, masks = K.pad_components(params, masks, self.k_pad, self.cov_type)
         b = int(np.shape(lb0)[0])
-        rows = 0 if self.wc is None else int(np.size(self.wc))
+        rows = self.data.n_rows if self.data.traceable else 0
         b_pad = b if report else K.batch_bucket(b, rows, self.k_pad, self.d)
         if b_pad > b:  # repeat the first start; dropped below
 
@@ -320,10 +167,10 @@ class _FitData:
                 return np.concatenate([a, np.repeat(a[:1], b_pad - b, axis=0)])
 
             params, masks, lb0 = jax.tree_util.tree_map(grow, (params, masks, lb0))
-        if self.dask_x is None and self.threads <= 1:
+        if self.data.traceable and self.data.threads <= 1:
             res = K.em_batch(
-                self.xc,
-                self.wc,
+                self.data.xc,
+                self.data.wc,
                 params,
                 masks,
                 lb0,
@@ -339,97 +186,54 @@ class _FitData:
         return res._replace(params=K.unpad_components(res.params, self.k, self.cov_type))
 
 
-def _block_chunks(xb, wb, offset, dtype, chunk_size, k):
-    xb = np.asarray(xb, dtype=dtype)
-    wb = np.asarray(wb, dtype=dtype)
-    rows, n_chunks = chunk_layout(xb.shape[0], k, xb.shape[1], 1, chunk_size)
-    return to_chunks(xb, wb, rows, n_chunks, offset)
-
-
-def _block_stats(xb, wb, params, fd):
-    xc, wc = _block_chunks(xb, wb, fd.offset, fd.dtype, fd.chunk_size, fd.k)
-    st = K.batched_stats(jnp.asarray(xc), jnp.asarray(wc), params, cov_type=fd.cov_type)
-    return jax.tree_util.tree_map(np.asarray, st)
-
-
-def _block_generic(xb, wb, payload, fd):
-    fn, args = payload
-    xc, wc = _block_chunks(xb, wb, fd.offset, fd.dtype, fd.chunk_size, fd.k)
-    return jax.tree_util.tree_map(np.asarray, fn(jnp.asarray(xc), jnp.asarray(wc), *args))
-
-
-def _tree_add(a, b):
-    return jax.tree_util.tree_map(np.add, a, b)
-
-
-def _dask_reduce(fd: _FitData, block_fn, payload):
-    """Map ``block_fn`` over the Dask blocks and sum the results on the cluster."""
-    import dask
-
-    payload = jax.tree_util.tree_map(
-        lambda a: np.asarray(a) if isinstance(a, jax.Array) else a, payload
-    )
-    xs = fd.dask_x.to_delayed().ravel()
-    ws = fd.dask_w.to_delayed().ravel()
-    parts = [dask.delayed(block_fn)(xb, wb, payload, fd) for xb, wb in zip(xs, ws, strict=True)]
-    add = dask.delayed(_tree_add)
-    while len(parts) > 1:  # a tree reduction, executed by the scheduler
-        parts = [
-            add(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
-            for i in range(0, len(parts), 2)
-        ]
-    (total,) = dask.compute(parts[0])
-    return jax.tree_util.tree_map(jnp.asarray, total)
-
-
 def _host_em(fd: _FitData, params, masks, lb0, hyper, max_iter, report=0) -> K.EMResult:
-    """EM driven from the host: :meth:`_FitData.stats` (threads or Dask), the M-step kernel.
+    """EM driven from the host (:func:`gmmscape.dynamics.driver.run_host`): the source's
+    statistics (threads or Dask), then the M-step kernel.
 
     The stopping rule, trace and result are those of :func:`K.em_batch`.
     """
-    tol, n_max = float(hyper[3]), int(hyper[4])
-    b = lb0.shape[0]
-    lb = np.asarray(lb0, dtype=np.float64).copy()
-    trace = np.full((b, max(max_iter, 1)), np.nan)
-    n_iter = np.zeros(b, int)
-    conv = np.zeros(b, bool)
-    nbad = np.zeros(b, int)
-    pool = ThreadPoolExecutor(fd.threads) if fd.threads > 1 else None
+    threads = fd.data.threads
+    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+
+    def step(state, active):
+        p, nbad = state
+        p, lb, bad = K.host_step(
+            fd.data.stat_parts(p, fd.cov_type, pool),
+            p,
+            masks,
+            jax.device_put(active),
+            hyper,
+            cov_type=fd.cov_type,
+            algorithm=fd.algorithm,
+        )
+        lb, bad = jax.device_get((lb, bad))
+        return (p, nbad + np.where(active, bad, 0)), lb, np.zeros(len(active), bool)
+
+    def live(i, it, lb, change):
+        K.print_iteration(i, it, lb, change, report)
+
     try:
-        for it in range(n_max):
-            active = ~conv
-            params, lb_dev, bad = K.host_step(
-                fd.stat_parts(params, pool),
-                params,
-                masks,
-                jnp.asarray(active),
-                hyper,
-                cov_type=fd.cov_type,
-                algorithm=fd.algorithm,
-            )
-            lb_new, bad = jax.device_get((lb_dev, bad))
-            lb_new = np.asarray(lb_new, dtype=np.float64)
-            if report:
-                for i in np.flatnonzero(active):
-                    K.print_iteration(i, it + 1, lb_new[i], lb_new[i] - lb[i], report)
-            trace[active, it] = lb_new[active]
-            n_iter[active] += 1
-            nbad[active] += np.asarray(bad)[active]
-            conv = conv | (active & (np.abs(lb_new - lb) < tol))
-            lb = np.where(active, lb_new, lb)
-            if conv.all():
-                break
+        (params, nbad), out = driver.run_host(
+            step,
+            (params, np.zeros(len(lb0), int)),
+            lb0,
+            float(hyper[3]),
+            int(hyper[4]),
+            criterion="change",
+            trace_len=max_iter,
+            report=live if report else None,
+        )
     finally:
         if pool is not None:
             pool.shutdown()
     dt = fd.dtype
     return K.EMResult(
         params,
-        jnp.asarray(lb, dt),
-        jnp.asarray(trace, dt),
-        jnp.asarray(n_iter),
-        jnp.asarray(conv),
-        jnp.asarray(nbad),
+        np.asarray(out["value"], dt),
+        np.asarray(out["trace"], dt),
+        out["it"],
+        out["done"],
+        nbad,
     )
 
 
@@ -739,8 +543,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         fd, params0, masks, lb0 = self._prepare_fit(X, sample_weight)
         hyper = fd.hyper(self.reg_covar, self.step_size, self.tol, self.max_iter)
         if self.verbose > 0:
-            how = "vmapped" if fd.threads <= 1 else f"vmapped, statistics on {fd.threads} threads"
-            how = how if fd.dask_x is None else "statistics on Dask"
+            how = fd.data.describe()
             print(
                 f"Initializations 0..{lb0.shape[0] - 1}: EM on all of them at once ({how})",
                 flush=True,
@@ -847,23 +650,27 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 d,
                 k,
                 K.collapse_floor(var, dtype, self.covariance_type),
-                chunk_size=self.chunk_size,
                 col_var=var,
             )
             Xinit, winit = X, w
             do_init = not (self.warm_start and hasattr(self, "converged_"))
-            n_batch = self.n_init if do_init else 1
             fd.k_pad = K.component_bucket(k, n, d)
-            rows, n_chunks = chunk_layout(n, fd.k_pad, d, n_batch, self.chunk_size)
-            fd.xc, fd.wc = device_chunks(X, w, rows, n_chunks, fd.offset)
-            fd.threads = stat_threads(self.n_threads, n_chunks)
+            fd.data = sources.Chunks.from_arrays(
+                X,
+                w,
+                k=fd.k_pad,
+                n_batch=self.n_init if do_init else 1,
+                chunk_size=self.chunk_size,
+                offset=fd.offset,
+                n_threads=self.n_threads,
+            )
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         starts = []
         if do_init:
             rng = check_random_state(self.random_state)
             # The initial moments are summed over the fit's own chunks where they hold
             # all the data (in memory); a Dask fit initializes from a subsample.
-            chunks = None if fd.xc is None else (fd.xc, fd.wc)
+            chunks = (fd.data.xc, fd.data.wc) if fd.data.traceable else None
             for _ in range(self.n_init):
                 starts.append(self._initial_params(Xinit, winit, rng, fd, inits, chunks))
             lb0 = np.full((self.n_init,), -np.inf, dtype)
@@ -940,10 +747,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             d,
             self.n_components,
             K.collapse_floor(var, dtype, self.covariance_type),
-            dask_x=Xf,
-            dask_w=w,
-            chunk_size=self.chunk_size,
             col_var=var,
+        )
+        fd.data = sources.DaskChunks(
+            Xf, w, offset=fd.offset, dtype=dtype, k=fd.k, chunk_size=self.chunk_size
         )
         rng = np.random.default_rng(
             0 if not isinstance(self.random_state, Integral) else self.random_state
@@ -970,7 +777,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         kp = fd.k_pad
         if chunks is None:
             rows, n_chunks = chunk_layout(n, kp, X.shape[1], 1, self.chunk_size)
-            chunks = device_chunks(X, w, rows, n_chunks, fd.offset)
+            chunks = sources.device_chunks(X, w, rows, n_chunks, fd.offset)
         xc, wc = chunks
         n_chunks, rows = wc.shape
         unweighted = bool(np.all(w == 1))
@@ -1138,7 +945,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         k_pad = K.component_bucket(self.n_components, n, d)
         rows, n_chunks = chunk_layout(n, k_pad, d, 1, self.chunk_size)
         center = self._center()
-        xc, _ = device_chunks(X, np.zeros(n, dt), rows, n_chunks, center.astype(dt))
+        xc, _ = sources.device_chunks(X, np.zeros(n, dt), rows, n_chunks, center.astype(dt))
         params = K.stack_trees([self._fitted_params(dt, center)])
         params = K.take_tree(K.pad_components(params, None, k_pad, self.covariance_type)[0], 0)
         return xc, params, n

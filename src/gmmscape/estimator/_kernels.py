@@ -1,31 +1,15 @@
 """Pure JAX kernels of the :class:`~gmmscape.estimator.GaussianMixture` estimator.
 
-One implementation of each piece (DESIGN.md section 1):
+The statistics and update rules are the core's, written once for every family
+(the one engine, README "Layout"): :func:`gmmscape.core.stats.family_stats` (E-step and sufficient
+statistics of one batch), :func:`gmmscape.core.stats.scan_family_stats` (summed over
+fixed-size chunks) and :func:`gmmscape.core.updates.m_step`. This module holds what is
+the estimator's own: the padding of components and restarts to compiled buckets, the
+initialization kernels, the batched (vmapped) forms of the core functions and the EM
+loop of a batch of starts (:func:`em_batch`).
 
-* :func:`chunk_stats` is THE sufficient-statistics function of a general-covariance
-  mixture: for one batch of weighted points it returns the summed log-likelihood, the
-  total weight ``W``, ``N_k = sum w r_k``, ``S1_k = sum w r_k x`` and the second moments
-  ``S2`` (``sum w r_k x x^T`` for ``full``, ``sum w x x^T`` for ``tied``,
-  ``sum w r_k x**2`` for ``diag`` and ``spherical``). The in-memory path, the chunked path
-  (:func:`scan_stats`: a loop over fixed-size chunks padded with zero weights) and the
-  Dask path (the same function mapped over Dask blocks, summed on the cluster) all call it.
-* :func:`m_step` turns summed statistics into parameters; the mean and weight updates are
-  those of :mod:`gmmscape.core.updates` (``em_means``, ``gradient_em_means``), the
-  covariance update is one small function per covariance type picked from a dict, as in
-  scikit-learn.
-* :func:`em_batch` runs EM to convergence with ``lax.while_loop`` and is vmapped over a
-  batch of starts (the ``n_init`` restarts and the candidate moves of ``refine``).
-
-Parameters travel as a :class:`Params` pytree; shapes depend on the covariance type:
-
-=========== ======================= =======================
-type        covariances             precisions_cholesky
-=========== ======================= =======================
-full        (k, d, d)               (k, d, d)
-tied        (d, d)                  (d, d)
-diag        (k, d)                  (k, d)
-spherical   (k,)                    (k,)
-=========== ======================= =======================
+Parameters travel as a :class:`gmmscape.core.mixture.Params` pytree whose covariance
+shapes are the family's (:mod:`gmmscape.core.families`).
 """
 
 from __future__ import annotations
@@ -37,151 +21,32 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmmscape.core import families, updates
+from gmmscape.core import families
 from gmmscape.core.families import collapse_floor, floor_rel  # noqa: F401 (K.* API)
-from gmmscape.core.mixture import Mixture
-from gmmscape.core.stats import Stats, normalize_log
+from gmmscape.core.mixture import Masks, Params
+from gmmscape.core.sources import sum_parts
+from gmmscape.core.stats import (
+    Stats,
+    chunk_sum,
+    family_log_prob,
+    normalize_log,
+    scan_family_stats,
+)
+from gmmscape.core.updates import m_step
+from gmmscape.dynamics import driver
 
 
-class Params(NamedTuple):
-    """Mixture parameters (see the module docstring for the shapes).
-
-    Attributes
-    ----------
-    weights : array of shape (k,)
-    means : array of shape (k, d)
-    covariances : array
-    precisions_cholesky : array
-        ``P`` with precision ``P P^T``; the log-determinants come from its diagonal.
-    """
-
-    weights: jax.Array
-    means: jax.Array
-    covariances: jax.Array
-    precisions_cholesky: jax.Array
-
-
-class Masks(NamedTuple):
-    """Which parameters an M-step updates, per component (1.0 update, 0.0 keep).
-
-    Freezing a parameter sets its mask to zero; the partial EM of ``refine`` updates only
-    the components of one move.
-
-    Attributes
-    ----------
-    weights, means, covariances : arrays of shape (k,)
-    """
-
-    weights: jax.Array
-    means: jax.Array
-    covariances: jax.Array
-
-
-class SuffStats(NamedTuple):
-    """Weighted sums over a batch of points (see :func:`chunk_stats`).
-
-    Attributes
-    ----------
-    ll : array of shape ()
-        ``sum w log p(x)``.
-    w : array of shape ()
-        ``W = sum w``.
-    nk : array of shape (k,)
-    s1 : array of shape (k, d)
-    s2 : array
-        (k, d, d) for full, (d, d) for tied, (k, d) for diag and spherical.
-    """
-
-    ll: jax.Array
-    w: jax.Array
-    nk: jax.Array
-    s1: jax.Array
-    s2: jax.Array
-
-
-# --------------------------------------------------------------------------------------
-# every covariance-specific piece comes from the family registry (gmmscape.core.families)
-# --------------------------------------------------------------------------------------
-def log_gauss(x: jax.Array, params: Params, cov_type: str) -> jax.Array:
-    """``log N(x; mu_k, Sigma_k)`` for every point and component.
-
-    Parameters
-    ----------
-    x : array of shape (m, d)
-    params : Params
-    cov_type : str
-        A family of :data:`gmmscape.core.families.FAMILIES`.
-
-    Returns
-    -------
-    array of shape (m, k)
-    """
-    return families.get(cov_type).log_gauss(x, params.means, params.precisions_cholesky)
-
-
-def weighted_log_prob(x: jax.Array, params: Params, cov_type: str) -> jax.Array:
-    """``log pi_k + log N(x; mu_k, Sigma_k)``, shape (m, k) for ``x`` of shape (m, d)."""
-    return log_gauss(x, params, cov_type) + jnp.log(params.weights)[None, :]
-
-
-def moments(x: jax.Array, wr: jax.Array, cov_type: str):
-    """Moments of weighted responsibilities ``wr = w r`` (the family's ``moments``).
-
-    Parameters
-    ----------
-    x : array of shape (m, d)
-    wr : array of shape (m, k)
-        Point weight times responsibility.
-    cov_type : str
-
-    Returns
-    -------
-    nk : array of shape (k,)
-    s1 : array of shape (k, d)
-    s2 : array (see :class:`SuffStats`)
-    """
+def _moments(x, wr, cov_type):
     return families.get(cov_type).moments(x, wr)
 
 
-@partial(jax.jit, donate_argnums=0)
-def set_chunk(buf: jax.Array, i, x: jax.Array) -> jax.Array:
-    """``buf`` with chunk ``i`` set to ``x``, in place (the buffer is donated).
-
-    Parameters
-    ----------
-    buf : array of shape (n_chunks, m, d)
-    i : int
-    x : array of shape (m, d)
-
-    Returns
-    -------
-    array of shape (n_chunks, m, d)
-    """
-    return buf.at[i].set(x)
-
-
-def _chunk_sum(fn, *chunked, lo=0, hi=None):
-    """``sum_i fn(*(a[i] for a in chunked))`` over chunks ``lo <= i < hi``, in a loop.
-
-    Only one chunk's intermediates are alive at a time; ``fn`` returns a pytree. Chunks
-    are read by dynamic index: slicing the stacked arrays would copy all the data. ``lo``
-    and ``hi`` (default: every chunk; ``lo < hi``) may be traced, so host threads can sum
-    disjoint ranges of the same buffer with one compiled function.
-    """
-    if hi is None and chunked[0].shape[0] == 1:  # one chunk: no loop to compile
-        return fn(*(a[0] for a in chunked))
-    hi = chunked[0].shape[0] if hi is None else hi
-    first = fn(*(a[lo] for a in chunked))
-
-    def body(i, acc):
-        return jax.tree_util.tree_map(jnp.add, acc, fn(*(a[i] for a in chunked)))
-
-    return jax.lax.fori_loop(lo + 1, hi, body, first)
+#: A family's moments of weighted responsibilities, compiled (initialization).
+moments_jit = jax.jit(_moments, static_argnames=("cov_type",))
 
 
 @partial(jax.jit, static_argnames=("k", "cov_type"))
 def scan_label_moments(xc: jax.Array, wc: jax.Array, lc: jax.Array, k: int, cov_type: str):
-    """:func:`moments` of hard assignments, summed over fixed-size chunks in a loop.
+    """A family's moments of hard assignments, summed over fixed-size chunks in a loop.
 
     The responsibilities are one-hot rows built chunk by chunk, so memory is bounded by
     one chunk's intermediates, ``O(m k d)``, and the labels (``n`` ints).
@@ -199,149 +64,16 @@ def scan_label_moments(xc: jax.Array, wc: jax.Array, lc: jax.Array, k: int, cov_
 
     Returns
     -------
-    nk, s1, s2
-        As :func:`moments`.
+    nk : array of shape (k,)
+    s1 : array of shape (k, d)
+    s2 : array
+        The family's second moments.
     """
 
     def one(x, w, lab):
-        return moments(x, w[:, None] * jax.nn.one_hot(lab, k, dtype=x.dtype), cov_type)
+        return _moments(x, w[:, None] * jax.nn.one_hot(lab, k, dtype=x.dtype), cov_type)
 
-    return _chunk_sum(one, xc, wc, lc)
-
-
-moments_jit = jax.jit(moments, static_argnames=("cov_type",))
-
-
-def chunk_stats(x: jax.Array, w: jax.Array, params: Params, cov_type: str) -> SuffStats:
-    """E-step and sufficient statistics of one batch of weighted points.
-
-    Parameters
-    ----------
-    x : array of shape (m, d)
-    w : array of shape (m,)
-        Non-negative point weights; padding rows carry weight 0.
-    params : Params
-    cov_type : str
-
-    Returns
-    -------
-    SuffStats
-    """
-    fam, log_w = families.get(cov_type), jnp.log(params.weights)
-    l, nk, s1, s2 = fam.estep_moments(
-        x, w, params.means, params.precisions_cholesky, log_w, normalize_log
-    )
-    # padding rows have w = 0; where() keeps a -inf log-density there out of the sum
-    ll = jnp.sum(jnp.where(w > 0, w * l, 0.0))
-    return SuffStats(ll=ll, w=jnp.sum(w), nk=nk, s1=s1, s2=s2)
-
-
-def scan_stats(
-    xc: jax.Array, wc: jax.Array, params: Params, cov_type: str, lo=0, hi=None
-) -> SuffStats:
-    """:func:`chunk_stats` summed over fixed-size chunks in a loop.
-
-    Memory is bounded by one chunk's intermediates, ``O(m k d)``.
-
-    Parameters
-    ----------
-    xc : array of shape (n_chunks, m, d)
-    wc : array of shape (n_chunks, m)
-    params : Params
-    cov_type : str
-    lo, hi : int or int array of shape (), optional
-        Sum chunks ``lo <= i < hi`` only (default all).
-
-    Returns
-    -------
-    SuffStats
-    """
-    return _chunk_sum(lambda x, w: chunk_stats(x, w, params, cov_type), xc, wc, lo=lo, hi=hi)
-
-
-# --------------------------------------------------------------------------------------
-# M-step
-# --------------------------------------------------------------------------------------
-def precision_cholesky(cov: jax.Array, cov_type: str, floor):
-    """:func:`gmmscape.core.families.precision_factor` of a family's covariances.
-
-    Parameters
-    ----------
-    cov : array
-        Covariances of ``cov_type``'s shape.
-    cov_type : str
-    floor : array of shape (d,), or () for scalar variances
-
-    Returns
-    -------
-    cov, prec_chol, n_collapsed
-        See :func:`gmmscape.core.families.precision_factor`.
-    """
-    return families.get(cov_type).factor(cov, floor)
-
-
-def m_step(
-    st: SuffStats,
-    params: Params,
-    masks: Masks,
-    reg_covar,
-    floor,
-    step_size,
-    cov_type: str,
-    algorithm: str,
-) -> tuple[Params, jax.Array]:
-    """One M-step (or gradient EM step for the means) from summed statistics.
-
-    Weights: ``N_k / W`` for updated components, rescaled so that the weights of frozen
-    components keep their values and all weights sum to one. Means: the EM update
-    :func:`gmmscape.core.updates.em_means` or the gradient EM step
-    :func:`gmmscape.core.updates.gradient_em_means` (``mu_k + eta (S1_k - N_k mu_k) / W``).
-    Covariances: the weighted scatter about the new means plus ``reg_covar``.
-
-    Parameters
-    ----------
-    st : SuffStats
-    params : Params
-        The parameters the statistics were computed with.
-    masks : Masks
-    reg_covar, floor, step_size : float
-    cov_type : str
-    algorithm : {"em", "gradient_em"}
-
-    Returns
-    -------
-    params : Params
-    n_collapsed : array of shape ()
-    """
-    dtype = params.means.dtype
-    tiny = jnp.finfo(dtype).tiny
-    # weights
-    mw = masks.weights > 0
-    nk_u = jnp.where(mw, st.nk, 0.0)
-    free = 1.0 - jnp.sum(jnp.where(mw, 0.0, params.weights))
-    new_w = jnp.where(mw, nk_u / jnp.maximum(jnp.sum(nk_u), tiny) * free, params.weights)
-    # means, by the core update rules (one implementation, DESIGN.md section 1)
-    core = Stats(
-        st.w, None, None, None, None, None, None, None, st.nk, st.s1, None, None, None, None, None
-    )
-    model = Mixture._raw(params.means, params.weights, jnp.asarray(1.0, dtype))
-    if algorithm == "em":
-        new_m = updates.em_means(core, model)
-    else:
-        new_m = updates.gradient_em_means(core, model, step_size)
-    new_m = jnp.where(masks.means[:, None] > 0, new_m, params.means)
-    # covariances
-    fam = families.get(cov_type)
-    empty = st.nk <= 10.0 * jnp.finfo(dtype).eps * st.w
-    nk_safe = jnp.where(empty, 1.0, st.nk)
-    cov = fam.add_to_variances(fam.scatter(st.nk, st.s1, st.s2, st.w, new_m, nk_safe), reg_covar)
-    if fam.shared:
-        keep = ~(jnp.any(masks.covariances > 0))
-    else:
-        keep = (empty | (masks.covariances <= 0)).reshape((-1,) + (1,) * (cov.ndim - 1))
-    cov = jnp.where(keep, params.covariances, cov)
-    cov, pc, n_bad = precision_cholesky(cov, cov_type, floor)
-    return Params(new_w.astype(dtype), new_m, cov, pc), n_bad
+    return chunk_sum(one, xc, wc, lc)
 
 
 # --------------------------------------------------------------------------------------
@@ -486,21 +218,21 @@ def unpad_components(tree, k: int, cov_type: str):
 
     Parameters
     ----------
-    tree : Params or SuffStats
+    tree : Params or Stats
         With a leading batch axis.
     k : int
     cov_type : str
 
     Returns
     -------
-    Params or SuffStats
+    Params or Stats
         Of NumPy arrays.
     """
-    tree = type(tree)(*(np.asarray(a) for a in tree))
+    tree = jax.tree_util.tree_map(np.asarray, tree)
     shared = families.get(cov_type).shared
-    if isinstance(tree, SuffStats):
+    if isinstance(tree, Stats):
         s2 = tree.s2 if shared else tree.s2[:, :k]
-        return SuffStats(tree.ll, tree.w, tree.nk[:, :k], tree.s1[:, :k], s2)
+        return tree._replace(r0=tree.r0[:, :k], r1=tree.r1[:, :k], s2=s2)
     cov, pc = tree.covariances, tree.precisions_cholesky
     if not shared:
         cov, pc = cov[:, :k], pc[:, :k]
@@ -520,7 +252,7 @@ def params_from_moments(wsum, nk, s1, s2, active, reg_covar, floor, *, cov_type:
     nk : array of shape (k,)
     s1 : array of shape (k, d)
     s2 : array
-        See :class:`SuffStats`.
+        The family's second moments (:class:`gmmscape.core.stats.Stats`).
     active : array of shape (k,)
         1.0 for a real component, 0.0 for padding (weight 0, identity covariance).
     reg_covar, floor : arrays of shape () and (d,) (or () for spherical)
@@ -615,34 +347,28 @@ def print_iteration(start, it, lb, change, interval: int = 1) -> None:
 
 def _em_one(xc, wc, params, masks, lb0, hyper, start, cov_type, algorithm, max_iter, report):
     reg_covar, floor, step_size, tol, n_max = hyper
-    dtype = params.means.dtype
-    trace = jnp.full((max_iter,), jnp.nan, dtype)
 
-    def cond(state):
-        _, _, _, it, conv, _ = state
-        return (it < n_max) & ~conv
-
-    def body(state):
-        p, lb, tr, it, _, nbad = state
-        st = scan_stats(xc, wc, p, cov_type)
-        lb_new = st.ll / st.w
+    def step(state):
+        p, nbad = state
+        st = scan_family_stats(xc, wc, p, cov_type)
         p_new, bad = m_step(st, p, masks, reg_covar, floor, step_size, cov_type, algorithm)
-        conv = jnp.abs(lb_new - lb) < tol
-        if report:  # live, from inside the compiled loop; vmapped starts that are done
-            # keep looping with the others, so only the active ones print
-            jax.lax.cond(
-                cond(state),
-                lambda: jax.debug.callback(
-                    partial(print_iteration, interval=report), start, it + 1, lb_new,
-                    lb_new - lb, ordered=True,
-                ),
-                lambda: None,
-            )  # fmt: skip
-        return p_new, lb_new, tr.at[it].set(lb_new), it + 1, conv, nbad + bad
+        return (p_new, nbad + bad), st.ll / st.w, False
 
-    init = (params, lb0.astype(dtype), trace, jnp.asarray(0), jnp.asarray(False), jnp.asarray(0))
-    p, lb, tr, it, conv, nbad = jax.lax.while_loop(cond, body, init)
-    return EMResult(p, lb, tr, it, conv, nbad)
+    def live(it, lb, change):  # printed from inside the compiled loop
+        jax.debug.callback(
+            partial(print_iteration, interval=report), start, it, lb, change, ordered=True
+        )
+
+    init = driver.start((params, jnp.asarray(0)), lb0, trace_len=max_iter, dtype=params.means.dtype)
+    out = driver.run(
+        step,
+        init,
+        driver.Rule(tol, n_max),
+        criterion="change",
+        report=live if report else None,
+    )
+    p, nbad = out.state
+    return EMResult(p, out.value, out.trace, out.it, out.done, nbad)
 
 
 @partial(jax.jit, static_argnames=("cov_type", "algorithm", "max_iter", "report"))
@@ -685,35 +411,13 @@ def em_batch(
     )
 
 
-@partial(jax.jit, static_argnames=("cov_type",))
-def batched_stats(xc, wc, params, lo=None, hi=None, *, cov_type) -> SuffStats:
-    """:func:`scan_stats` vmapped over a batch of parameters (per Dask block or thread).
-
-    Parameters
-    ----------
-    xc : array of shape (n_chunks, m, d)
-    wc : array of shape (n_chunks, m)
-    params : Params with a leading batch axis
-    lo, hi : int array of shape (), optional
-        Sum chunks ``lo <= i < hi`` only (default all); traced, so every range of the
-        same buffer runs one compiled function.
-    cov_type : str
-
-    Returns
-    -------
-    SuffStats with a leading batch axis
-    """
-    lo = 0 if lo is None else lo
-    return jax.vmap(lambda p: scan_stats(xc, wc, p, cov_type, lo, hi))(params)
-
-
 @partial(jax.jit, static_argnames=("cov_type", "algorithm"))
 def batched_m_step(st, params, masks, hyper, *, cov_type, algorithm):
-    """:func:`m_step` vmapped over a batch (the M-step of :func:`host_step`).
+    """:func:`gmmscape.core.updates.m_step` vmapped over a batch (the M-step of :func:`host_step`).
 
     Parameters
     ----------
-    st : SuffStats with a leading batch axis
+    st : Stats with a leading batch axis
     params : Params with a leading batch axis
     masks : Masks with a leading batch axis
     hyper : tuple ``(reg_covar, floor, step_size, tol, n_max)``
@@ -725,13 +429,8 @@ def batched_m_step(st, params, masks, hyper, *, cov_type, algorithm):
     n_collapsed : array of shape (b,)
     """
     reg_covar, floor, step_size, _, _ = hyper
-    fn = partial(m_step, cov_type=cov_type, algorithm=algorithm)
+    fn = partial(m_step, family=cov_type, algorithm=algorithm)
     return jax.vmap(lambda s, p, m: fn(s, p, m, reg_covar, floor, step_size))(st, params, masks)
-
-
-def sum_parts(parts):
-    """The leaf-wise sum of a sequence of pytrees of the same structure (partial stats)."""
-    return jax.tree_util.tree_map(lambda *a: sum(a[1:], a[0]), *parts)
 
 
 @partial(jax.jit, static_argnames=("cov_type", "algorithm"))
@@ -743,7 +442,7 @@ def host_step(parts, params, masks, active, hyper, *, cov_type, algorithm):
 
     Parameters
     ----------
-    parts : tuple of SuffStats, each with a leading batch axis b
+    parts : tuple of Stats, each with a leading batch axis b
     params : Params with a leading batch axis
     masks : Masks with a leading batch axis
     active : bool array of shape (b,)
@@ -769,7 +468,7 @@ def host_step(parts, params, masks, active, hyper, *, cov_type, algorithm):
 
 @partial(jax.jit, static_argnames=("cov_type", "posterior"))
 def chunked_log_prob(xc, params, *, cov_type, posterior=False):
-    """:func:`weighted_log_prob` of every point, chunk by chunk with ``lax.map``.
+    """:func:`gmmscape.core.stats.family_log_prob` of every point, chunk by chunk with ``lax.map``.
 
     Parameters
     ----------
@@ -787,7 +486,7 @@ def chunked_log_prob(xc, params, *, cov_type, posterior=False):
     """
 
     def one(x):
-        lw = weighted_log_prob(x, params, cov_type)
+        lw = family_log_prob(x, params, cov_type)
         return normalize_log(lw) if posterior else lw
 
     return jax.lax.map(one, xc)

@@ -34,16 +34,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from gmmscape.core import families
-from gmmscape.core.stats import normalize_log
+from gmmscape.core.mixture import Masks, Params
+from gmmscape.core.stats import chunk_sum, family_log_prob, normalize_log
 from gmmscape.estimator import _kernels as K
-from gmmscape.estimator._kernels import Masks, Params
 
 #: EM iterations of the partial EM on the three components of a move.
 PARTIAL_EM_ITER = 10
 
 
 def _resp(x, params, cov_type):
-    return normalize_log(K.weighted_log_prob(x, params, cov_type))[1]
+    return normalize_log(family_log_prob(x, params, cov_type))[1]
 
 
 @partial(jax.jit, static_argnames=("cov_type",))
@@ -70,10 +70,10 @@ def scatter_stats(xc, wc, params, *, cov_type):
     def fn(x, w):
         r = _resp(x, params, cov_type)
         wr = w[:, None] * r
-        nk, s1, s2 = K.moments(x, wr, "full")
+        nk, s1, s2 = families.get("full").moments(x, wr)
         return nk, s1, s2, wr.T @ r
 
-    return K._chunk_sum(fn, xc, wc)
+    return chunk_sum(fn, xc, wc)
 
 
 @partial(jax.jit, static_argnames=("cov_type",))
@@ -102,7 +102,7 @@ def axis_moments(xc, wc, params, centers, dirs, *, cov_type):
         u2 = u * u
         return jnp.sum(wr * u2, axis=0), jnp.sum(wr * u2 * u2, axis=0)
 
-    return K._chunk_sum(fn, xc, wc)
+    return chunk_sum(fn, xc, wc)
 
 
 def criteria(fd, params: Params, cov_type: str):
@@ -219,7 +219,7 @@ def apply_move(params: Params, move, top, masks: Masks, cov_type: str, floor) ->
     if not fam.shared:
         cov_new = np.where(mc.reshape((-1,) + (1,) * (cov.ndim - 1)), cov_new, cov)
     dt = params.means.dtype
-    c, pc, _ = K.precision_cholesky(jnp.asarray(cov_new, dt), cov_type, floor)
+    c, pc, _ = fam.factor(jnp.asarray(cov_new, dt), floor)
     return Params(jnp.asarray(w_new / w_new.sum(), dt), jnp.asarray(mu_new, dt), c, pc)
 
 

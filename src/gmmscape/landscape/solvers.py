@@ -1,7 +1,9 @@
 """Vmapped many-start phase (EM or gradient EM) and Newton polish on fixed nodes.
 
 Both run on a :class:`~gmmscape.dynamics.fixed.FixedPopulation`, in frame coordinates,
-for a batch of starts at once (``vmap`` inside ``jit``, ``lax.while_loop`` over steps).
+for a batch of starts at once (``vmap`` inside ``jit``; the steps are the one driver's
+loop, :func:`gmmscape.dynamics.driver.run`: criterion ``"below"`` on the step length for
+EM, on the gradient norm for Newton).
 Starts are processed in chunks of a fixed size (the last one padded), so one compiled
 function serves every chunk.
 """
@@ -15,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gmmscape.core.chunks import chunk_length, next_pow2
+from gmmscape.dynamics import driver
 from gmmscape.dynamics.fixed import FixedPopulation
 
 #: Budget of floats held per chunk (points x components x coordinates x starts).
@@ -50,24 +53,20 @@ def _chunked(fn, fp, x: np.ndarray, size: int, *args):
 @partial(jax.jit, static_argnames=("method", "max_iter"))
 def _batch_run(fp, m0, eta, tol, method: str, max_iter: int):
     if method == "em":
-        step = jax.vmap(fp.em_means)
+        update = fp.em_means
     else:
-        step = jax.vmap(lambda m: fp.gradient_em_means(m, eta))
+        update = partial(fp.gradient_em_means, eta=eta)
 
-    def cond(state):
-        _, it, delta = state
-        return (it < max_iter) & (jnp.max(delta) > tol)
+    def step(m):
+        m2 = update(m)
+        delta = jnp.max(jnp.abs(m2 - m))
+        return m2, jnp.where(jnp.isfinite(delta), delta, 0.0), False
 
-    def body(state):
-        m, it, _ = state
-        m2 = step(m)
-        delta = jnp.max(jnp.abs(m2 - m), axis=(1, 2))
-        delta = jnp.where(jnp.isfinite(delta), delta, 0.0)
-        return m2, it + 1, delta
+    def one(m):
+        out = driver.run(step, driver.start(m), driver.Rule(tol, max_iter), criterion="below")
+        return out.state, out.value, out.it
 
-    delta0 = jnp.full(m0.shape[0], jnp.inf)
-    m, it, delta = jax.lax.while_loop(cond, body, (m0, jnp.asarray(0), delta0))
-    return m, delta, jnp.full(m0.shape[0], it)
+    return jax.vmap(one)(m0)
 
 
 def run_batch(
@@ -95,7 +94,8 @@ def run_batch(
         Gradient-EM step size.
     max_iter : int
     tol : float
-        A chunk stops when every start's largest coordinate change is below ``tol``.
+        A start stops when its largest coordinate change is at most ``tol``
+        (:func:`gmmscape.dynamics.driver.run`, criterion ``"below"``).
     progress : callable, optional
         Called with the number of starts done after each chunk.
 
@@ -105,7 +105,7 @@ def run_batch(
     last_step : ndarray of shape (n,)
         Largest coordinate change of the last step.
     iterations : ndarray of shape (n,)
-        Steps taken (counted per round, so up to ``BATCH_ROUND - 1`` above the exact count).
+        Steps taken by each start.
     """
     k = starts_r.shape[1]
     m = np.array(starts_r, dtype=float)
@@ -135,20 +135,16 @@ def _newton_one(fp: FixedPopulation, m0, max_iter: int, tol):
     def gflat(m):
         return fp.grad(m).reshape(-1)
 
-    def cond(state):
-        _, it, gn, stalled = state
-        return (it < max_iter) & (gn > tol) & ~stalled
-
-    def body(state):
-        m, it, gn, _ = state
+    def step(state):
+        m, gn = state
         g = gflat(m)
         h, _ = fp.hessian(m)
         w, v = jnp.linalg.eigh(h)
         cut = 1e-14 * jnp.maximum(jnp.max(jnp.abs(w)), 1.0)
         inv = jnp.where(jnp.abs(w) > cut, 1.0 / jnp.where(w == 0, 1.0, w), 0.0)
-        step = -(v @ (inv * (v.T @ g))).reshape(k, r)
-        big = jnp.max(jnp.linalg.norm(step, axis=1)) / (NEWTON_MAX_STEP * fp.model_sigma)
-        step = step / jnp.maximum(big, 1.0)
+        move = -(v @ (inv * (v.T @ g))).reshape(k, r)
+        big = jnp.max(jnp.linalg.norm(move, axis=1)) / (NEWTON_MAX_STEP * fp.model_sigma)
+        move = move / jnp.maximum(big, 1.0)
         fr = jnp.asarray(NEWTON_FRACTIONS)
 
         def ls_cond(c):
@@ -157,23 +153,22 @@ def _newton_one(fp: FixedPopulation, m0, max_iter: int, tol):
 
         def ls_body(c):
             j, _, _ = c
-            trial = m + fr[j] * step
+            trial = m + fr[j] * move
             gt = jnp.linalg.norm(gflat(trial))
             return j + 1, trial, jnp.where(jnp.isfinite(gt), gt, jnp.inf)
 
         _, trial, gt = jax.lax.while_loop(ls_cond, ls_body, (0, m, jnp.inf))
-        better = gt < gn
-        return (
-            jnp.where(better, trial, m),
-            it + 1,
-            jnp.where(better, gt, gn),
-            ~better,
-        )
+        better = gt < gn  # a stalled line search keeps the point and stops
+        gn = jnp.where(better, gt, gn)
+        return (jnp.where(better, trial, m), gn), gn, ~better
 
     gn0 = jnp.linalg.norm(gflat(m0))
-    m, it, gn, _ = jax.lax.while_loop(cond, body, (m0, jnp.asarray(0), gn0, jnp.asarray(False)))
+    # a start already at |grad| <= tol takes no step (the loop is entered as done)
+    loop = driver.start((m0, gn0), gn0)._replace(done=gn0 <= tol)
+    out = driver.run(step, loop, driver.Rule(tol, max_iter), criterion="below")
+    m, gn = out.state
     mass = fp.stats(m).r0 / fp.stats(m).w
-    return m, gn, it, mass
+    return m, gn, out.it, mass
 
 
 @partial(jax.jit, static_argnames=("max_iter",))
