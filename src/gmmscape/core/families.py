@@ -265,26 +265,32 @@ def _moments_full_features(z, wr, d):
     return jnp.sum(wr, axis=0), t[:, p:], _unpack_pairs(t[:, :p], d)
 
 
-def features_fit(k: int, d: int) -> bool:
-    """Whether the full family's quadratic features, (m, d (d + 3) / 2) per chunk, are no
-    wider than the (m, k d) intermediate the chunks are sized for (``CHUNK_BUDGET``);
-    beyond that (d > 2 k - 3) the moments keep the (m, k d) product.
+#: The full family uses its quadratic features up to this many features: the features
+#: of a chunk, (m, d (d + 3) / 2), grow with d^2 (2144 columns at d = 64). The rule
+#: depends on d alone, so padding the components (``n_components`` buckets) never
+#: changes the arithmetic of a fit.
+FEATURES_MAX_D = 32
+
+
+def features_fit(d: int) -> bool:
+    """Whether the full family computes its moments (and fused E-step) from the quadratic
+    features, ``d <= FEATURES_MAX_D``; beyond, the (m, k d) product as before.
 
     Parameters
     ----------
-    k, d : int
-        Components and features.
+    d : int
+        Features.
 
     Returns
     -------
     bool
     """
-    return d + 3 <= 2 * k
+    return d <= FEATURES_MAX_D
 
 
 def _moments_full(x, wr):
     (m, d), k = x.shape, wr.shape[1]
-    if features_fit(k, d):
+    if features_fit(d):
         return _moments_full_features(_full_features(x), wr, d)
     s2 = ((wr[:, :, None] * x[:, None, :]).reshape(m, k * d).T @ x).reshape(k, d, d)
     return (*_first(x, wr), s2)
@@ -371,8 +377,8 @@ def _natural_full(means, pc):
 
 
 def _stats_full(x, w, means, pc, log_weights, normalize):
-    (k, d), lw_x = means.shape, log_weights[None, :]
-    if not features_fit(k, d):  # log_gauss, normalize, moments
+    d, lw_x = x.shape[1], log_weights[None, :]
+    if not features_fit(d):  # log_gauss, normalize, moments
         l, resp = normalize(_log_full(x, means, pc) + lw_x)
         return (l, *_moments_full(x, w[:, None] * resp))
     z = _full_features(x)
