@@ -96,8 +96,11 @@ def test_recovery_experiment_is_registered():
     json.dumps(out)
     assert out["recovered"] and out["n_found"] == 3 and out["max_distance"] < 0.5
     figs = exp.plot([(p.model_dump(), out)])
-    (line,) = figs["recovery"].axes[0].get_lines()
+    line, low_cap, high_cap = figs["recovery"].axes[0].get_lines()  # data, error-bar caps
     assert list(line.get_ydata()) == [1.0]
+    z = 1.959963984540054  # the 95% Wilson interval of 1 success in 1 run: [1/(1+z^2), 1]
+    assert low_cap.get_ydata()[0] == pytest.approx(1.0 / (1.0 + z * z))
+    assert high_cap.get_ydata()[0] == pytest.approx(1.0)
     with pytest.raises(ValueError):
         exp.params(k=3, bogus=1)
 

@@ -465,3 +465,18 @@ def test_two_dimensional_atlas_groups_figure():
     fig = plots.plot_groups_2d(atlas)
     check_figure(fig)
     assert "95% CI" in fig.axes[0].get_title()
+
+
+def test_model_selection_figure():
+    from gmmscape.experiments.selection import plot_selection
+
+    models = ("EII", "VVV", "EEE")
+    ks = [1, 2, 3, 4]
+    values = np.array([[-2500.0, -2400.0, -2350.0, np.nan], [-2480.0, -2320.0, -2330.0, -2340.0],
+                       [-2490.0, -2330.0, -2314.3, -2320.0]])  # fmt: skip
+    for conv, v in (("mclust", values), ("sklearn", -values)):
+        fig = plot_selection(models, ks, v, convention=conv, best=("EEE", 3), title="faithful")
+        check_figure(fig, integer_x=[0])
+        assert len(fig.axes[0].get_legend().get_texts()) == 4
+    with pytest.raises(ValueError, match="values must have shape"):
+        plot_selection(models, ks, values[:2])

@@ -45,17 +45,21 @@ _LAZY = {
     "Frame": "gmmscape.core.frame",
     "Mixture": "gmmscape.core.mixture",
     "Expectation": "gmmscape.core.sources",
+    "FileTable": "gmmscape.estimator.tables",
     "PopulationSource": "gmmscape.core.sources",
     "QuadratureReport": "gmmscape.core.sources",
     "QuadratureWarning": "gmmscape.core.sources",
     "SampleSource": "gmmscape.core.sources",
     "Source": "gmmscape.core.sources",
     "StreamSource": "gmmscape.core.sources",
+    "files": "gmmscape.estimator.tables",
     "population": "gmmscape.core.sources",
     "sample": "gmmscape.core.sources",
     "stream": "gmmscape.core.sources",
     "GaussianMixture": "gmmscape.estimator",
     "overparam": "gmmscape.experiments.overparam",
+    "select": "gmmscape.estimator.select",
+    "Selection": "gmmscape.estimator.select",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

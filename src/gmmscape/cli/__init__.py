@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from gmmscape.cli import (
     demo,  # noqa: F401  (registers `gmmscape demo`)
-    fit,  # noqa: F401  (registers `gmmscape fit`, `gmmscape predict`)
+    fit,  # noqa: F401  (registers `gmmscape fit`, `predict`, `impute`)
     landscape,  # noqa: F401  (registers `landscape`, `separation`, `bifurcation`, `random-init`)
     overparam,  # noqa: F401  (registers `overparam`, `trap`, `overparam-samples`)
+    select,  # noqa: F401  (registers `gmmscape select`)
     sweep,  # noqa: F401  (registers `gmmscape sweep`, `gmmscape report`)
 )
 from gmmscape.cli._app import app

@@ -1158,6 +1158,55 @@ class DaskChunks:
         return self._reduce(_block_generic, (fn, args))
 
 
+class BlockChunks(DaskChunks):
+    """Weighted points streamed from the host in blocks of rows: one pass per call.
+
+    Where the blocks come from (a file read block by block,
+    :func:`gmmscape.estimator.tables.files`) is the caller's: ``blocks()`` is called once
+    per pass and yields arrays of rows. Each block is laid out in chunks by the one
+    chunking rule (:func:`gmmscape.core.chunks.chunk_layout`), summed by
+    :func:`gmmscape.core.stats.batched_family_stats` (the same block functions as
+    :class:`DaskChunks`, whose ``stat_parts`` and ``reduce`` it inherits), and the block
+    sums are added on the host in one pass. Memory holds what the blocks hold.
+
+    Parameters
+    ----------
+    blocks : callable
+        ``blocks()`` iterates over arrays of shape (n_i, d), rows of weight 1.
+    n_rows : int
+        Rows in all (``sum n_i``).
+    offset : ndarray of shape (d,)
+        Subtracted from every row.
+    dtype : numpy dtype
+    k : int
+        Components the statistics are computed for.
+    chunk_size : int, optional
+    label : str, default "blocks"
+        What the blocks are, for verbose output.
+    """
+
+    def __init__(self, blocks, n_rows: int, *, offset, dtype, k: int, chunk_size=None,
+                 label: str = "blocks"):  # fmt: skip
+        self.blocks, self._n_rows, self.offset, self.dtype = blocks, int(n_rows), offset, dtype
+        self.k, self.chunk_size, self.label = int(k), chunk_size, label
+
+    @property
+    def n_rows(self) -> int:
+        """Rows in all."""
+        return self._n_rows
+
+    def describe(self) -> str:
+        """How the statistics are summed, for verbose output."""
+        return f"statistics streamed from {self.label}"
+
+    def _reduce(self, block_fn, payload):
+        total = None
+        for xb in self.blocks():
+            part = block_fn(xb, np.ones(xb.shape[0], self.dtype), payload, self)
+            total = part if total is None else _tree_add(total, part)
+        return jax.tree_util.tree_map(jax.device_put, total)
+
+
 def _one(params: Params) -> Params:
     return jax.tree_util.tree_map(lambda a: jax.device_put(np.asarray(a)[None]), params)
 

@@ -27,7 +27,7 @@ from gmmscape._lazy import LazyModule
 from gmmscape.core.chunks import chunk_layout, next_pow2, to_chunks  # noqa: F401 (benchmarks)
 
 if TYPE_CHECKING:  # annotations only
-    from gmmscape.core.mixture import Params
+    from gmmscape.core.mixture import Masks, Params
     from gmmscape.core.stats import Stats
 
 # JAX, the kernels and the covariance families are imported by the first fit, not by
@@ -36,6 +36,7 @@ jax = LazyModule("jax")
 jnp = LazyModule("jax.numpy")
 K = LazyModule("gmmscape.estimator._kernels")
 families = LazyModule("gmmscape.core.families")
+_missing = LazyModule("gmmscape.estimator._missing")
 sources = LazyModule("gmmscape.core.sources")
 driver = LazyModule("gmmscape.dynamics.driver")
 
@@ -59,6 +60,17 @@ class CollapseWarning(UserWarning):
 
 def _is_dask(X) -> bool:
     return type(X).__module__.split(".")[0] == "dask"
+
+
+def _is_file(X) -> bool:
+    """Whether ``X`` is a file streamed in blocks (:func:`gmmscape.estimator.tables.files`)."""
+    return type(X).__name__ == "FileTable" and type(X).__module__ == "gmmscape.estimator.tables"
+
+
+def _init_rows(n: int, random_state) -> np.ndarray:
+    """The ``min(n, DASK_INIT_ROWS)`` rows (sorted) that initialize a Dask or file fit."""
+    seed = random_state if isinstance(random_state, Integral) else 0
+    return np.sort(np.random.default_rng(seed).choice(n, min(n, DASK_INIT_ROWS), replace=False))
 
 
 def trace_length(max_iter: int) -> int:
@@ -257,7 +269,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     n_init : int, default 1
         Number of initializations; all of them run as one vmapped, compiled batch and the
         one with the largest final log-likelihood is kept.
-    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default "kmeans"
+    init_params : {"kmeans", "k-means++", "random", "random_from_data", "hc", "hc_eii"}, \
+default "kmeans"
+        ``"hc"`` starts from the partition into ``n_components`` clusters of mclust's
+        model-based agglomerative hierarchical clustering (VVV criterion on the
+        SVD-transformed data, mclust's default; ``"hc_eii"``: Ward's EII criterion), as
+        R's ``mclustBIC`` does. It is deterministic (``random_state`` plays no part, so
+        ``n_init > 1`` repeats one start) and, on more than 2000 rows, built on a fixed
+        subsample of 2000 rows whose M-step starts EM on all (gmmscape.estimator._hc).
     weights_init : array-like of shape (n_components,), optional
     means_init : array-like of shape (n_components, n_features), optional
     precisions_init : array-like, optional
@@ -294,6 +313,21 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         range of chunks (default: every core this process may run on, as scikit-learn's
         BLAS does). Used only when every thread gets at least four chunks; otherwise, and
         with ``n_threads=1``, each EM run is one compiled loop on one thread.
+    missing : {"error", "em"}, default "error"
+        What NaN entries of ``X`` mean. ``"error"`` (the default) refuses them, as
+        scikit-learn does (so its estimator checks keep passing). ``"em"`` treats them
+        as missing at random: ``fit``, ``partial_fit``, ``score_samples``, ``score``,
+        ``predict`` and ``predict_proba`` use the exact observed-data likelihood
+        (each row's marginal density of its observed coordinates; the M-step adds the
+        conditional second moments of the missing ones), for every covariance type and
+        with sample weights; ``impute`` fills the holes. Rows with every entry missing
+        are an error; complete data is fitted exactly as with ``"error"``. In-memory
+        data only (a Dask array with NaN is refused); ``refine`` is not available.
+    learning_decay : float in (0.5, 1], default 0.6
+        ``rho`` of the online EM step ``gamma_t = (t + learning_offset)^-rho`` taken by
+        ``partial_fit`` on chunk ``t`` after the first (Cappé & Moulines 2009).
+    learning_offset : float, default 2.0
+        ``t0`` of that step; larger values make the first steps smaller.
 
     Attributes
     ----------
@@ -324,7 +358,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "reg_covar": [Interval(Real, 0.0, None, closed="left")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
-        "init_params": [StrOptions({"kmeans", "random", "random_from_data", "k-means++"})],
+        "init_params": [
+            StrOptions({"kmeans", "random", "random_from_data", "k-means++", "hc", "hc_eii"})
+        ],
         "weights_init": ["array-like", None],
         "means_init": ["array-like", None],
         "precisions_init": ["array-like", None],
@@ -341,6 +377,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "refine_max_moves": [Interval(Integral, 0, None, closed="left"), None],
         "refine_candidates": [Interval(Integral, 1, None, closed="left")],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "missing": [StrOptions({"error", "em"})],
+        "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
+        "learning_offset": [Interval(Real, 0.0, None, closed="left")],
     }
 
     def __init__(
@@ -369,6 +408,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         refine_max_moves=None,
         refine_candidates=5,
         n_threads=None,
+        missing="error",
+        learning_decay=0.6,
+        learning_offset=2.0,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -393,6 +435,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.refine_max_moves = refine_max_moves
         self.refine_candidates = refine_candidates
         self.n_threads = n_threads
+        self.missing = missing
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing == "em"
+        return tags
 
     # ----------------------------------------------------------------------------------
     # validation
@@ -482,8 +532,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             out["precisions"] = p
         return out
 
-    def _validate_X(self, X, reset: bool, dtype=None):
-        if _is_dask(X):
+    def _validate_X(self, X, reset: bool, dtype=None, allow_nan=None):
+        if _is_dask(X) or _is_file(X):
             if X.ndim != 2:
                 raise ValueError(f"X must be 2-D (n_samples, n_features); got {X.ndim}-D.")
             if reset:
@@ -495,6 +545,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 )
             return X
         kw = {"dtype": [np.float64, np.float32]} if dtype is None else {"dtype": dtype}
+        if self.missing == "em" if allow_nan is None else allow_nan:
+            kw["ensure_all_finite"] = "allow-nan"
         if reset:
             return validate_data(self, X, ensure_min_samples=2, **kw)
         return validate_data(self, X, reset=False, **kw)
@@ -540,6 +592,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _fit(self, X, sample_weight) -> None:
         """The work of :meth:`fit` and :meth:`fit_predict` (which then predicts X)."""
+        self.__dict__.pop("_online", None)  # a fit ends an online run (partial_fit)
+        if self.missing == "em" and _missing.has_nan(X):
+            X = self._validate_X(X, reset=True)
+            return _missing.fit(self, X, sample_weight, _FitData)
         fd, params0, masks, lb0 = self._prepare_fit(X, sample_weight)
         hyper = fd.hyper(self.reg_covar, self.step_size, self.tol, self.max_iter)
         if self.verbose > 0:
@@ -550,23 +606,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         report = self.verbose_interval if self.verbose >= 2 else 0
         res = fd.run_em(params0, masks, lb0, hyper, trace_length(self.max_iter), report)
-        res = jax.tree_util.tree_map(np.asarray, res)  # indexed on the host from here
-        lbs = np.asarray(res.lower_bound, dtype=np.float64)
-        lbs_sel = np.where(np.isnan(lbs), -np.inf, lbs)
-        best = int(np.argmax(lbs_sel))
-        params = K.take_tree(res.params, best)
-        n_iter = int(res.n_iter[best])
-        trace = np.asarray(res.trace[best], dtype=np.float64)[:n_iter]
-        for i in range(lbs.shape[0]):
-            self._verbose_run(
-                i, np.asarray(res.trace[i])[: int(res.n_iter[i])], bool(res.converged[i])
-            )
-        self.converged_ = bool(res.converged[best])
-        self.n_iter_ = n_iter
-        self.lower_bound_ = float(lbs[best]) if self.max_iter > 0 else float(lb0[best])
-        self.lower_bounds_ = [float(v) for v in trace]
-        self.n_collapsed_ = int(res.n_collapsed[best])
-        self.refine_moves_ = []
+        params = self._keep_best(res, lb0)
         if self.refine and self.max_iter > 0:
             from gmmscape.estimator._refine import refine_fit
 
@@ -577,6 +617,41 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             if moves:
                 self.lower_bound_ = float(moves[-1]["loglik_after"])
                 self.lower_bounds_ = self.lower_bounds_ + extra_trace
+        self._finish(params, fd)
+
+    def _keep_best(self, res, lb0) -> Params:
+        """The best start of an EM batch; sets the run's fitted attributes.
+
+        Parameters
+        ----------
+        res : K.EMResult
+            With a leading batch axis b.
+        lb0 : array of shape (b,)
+            The lower bounds before the first iteration.
+
+        Returns
+        -------
+        Params
+            The best start's parameters (no batch axis).
+        """
+        res = jax.tree_util.tree_map(np.asarray, res)  # indexed on the host from here
+        lbs = np.asarray(res.lower_bound, dtype=np.float64)
+        best = int(np.argmax(np.where(np.isnan(lbs), -np.inf, lbs)))
+        n_iter = int(res.n_iter[best])
+        for i in range(lbs.shape[0]):
+            self._verbose_run(
+                i, np.asarray(res.trace[i])[: int(res.n_iter[i])], bool(res.converged[i])
+            )
+        self.converged_ = bool(res.converged[best])
+        self.n_iter_ = n_iter
+        self.lower_bound_ = float(lbs[best]) if self.max_iter > 0 else float(lb0[best])
+        self.lower_bounds_ = [float(v) for v in np.asarray(res.trace[best], np.float64)[:n_iter]]
+        self.n_collapsed_ = int(res.n_collapsed[best])
+        self.refine_moves_ = []
+        return K.take_tree(res.params, best)
+
+    def _finish(self, params: Params, fd: _FitData) -> None:
+        """Warn about collapses and non-convergence, check and set the fitted parameters."""
         if self.n_collapsed_ > 0:
             warnings.warn(
                 f"{self.n_collapsed_} covariance update(s) were singular or not positive "
@@ -596,6 +671,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         self._check_finite(params, fd)
         self._set_params_arrays(params, fd)
+
+    def _update_masks(self, freeze, dtype) -> Masks:
+        """The M-step's masks: 0 for the frozen parameters (``freeze``), 1 elsewhere."""
+        ones, zeros = np.ones(self.n_components, dtype), np.zeros(self.n_components, dtype)
+        return K.Masks(*(zeros if name in freeze else ones for name in FREEZABLE))
 
     def _check_finite(self, params: Params, fd: _FitData) -> None:
         """Raise (leaving the estimator as it was) if the fitted parameters are not finite."""
@@ -631,6 +711,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         inits = self._check_inits(d, dtype)
         if dask_in:
             fd, Xinit, winit = self._prepare_dask(X, sample_weight, dtype, n, d)
+        elif _is_file(X):
+            fd, Xinit, winit = self._prepare_files(X, sample_weight, dtype, n, d)
         else:
             X = np.asarray(X, dtype=dtype)
             w = _check_sample_weight(sample_weight, X, dtype=dtype)
@@ -677,14 +759,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         else:
             starts.append(self._current_params(fd))
             lb0 = np.full((1,), self.lower_bound_, dtype)
-        ones = np.ones((k,), dtype)
-        zeros = np.zeros((k,), dtype)
-        m = K.Masks(
-            zeros if "weights" in freeze else ones,
-            zeros if "means" in freeze else ones,
-            zeros if "covariances" in freeze else ones,
-        )
-        masks = K.stack_trees([m] * len(starts))
+        masks = K.stack_trees([self._update_masks(freeze, dtype)] * len(starts))
         return fd, K.stack_trees(starts), masks, lb0
 
     @staticmethod
@@ -752,14 +827,46 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         fd.data = sources.DaskChunks(
             Xf, w, offset=fd.offset, dtype=dtype, k=fd.k, chunk_size=self.chunk_size
         )
-        rng = np.random.default_rng(
-            0 if not isinstance(self.random_state, Integral) else self.random_state
-        )
-        m = min(n, DASK_INIT_ROWS)
-        idx = np.sort(rng.choice(n, m, replace=False))
+        idx = _init_rows(n, self.random_state)
         Xinit = np.asarray(Xf[idx].compute(), dtype=dtype)
         winit = np.asarray(w[idx].compute(), dtype=dtype)
         return fd, Xinit, winit
+
+    def _prepare_files(self, X, sample_weight, dtype, n, d):
+        """A file fit: one pass for the column moments and the initializing rows
+        (those of a Dask fit, :func:`_init_rows`), then a pass per EM iteration."""
+        if sample_weight is not None:
+            raise ValueError(
+                f"sample_weight is not available for a file streamed in blocks ({X.path}); "
+                "fit the rows as they are, or read the file into memory."
+            )
+        sm = X.summary(_init_rows(n, self.random_state))
+        if sm.n_nan or sm.n_inf:
+            what = f"{sm.n_nan} missing (NaN) and {sm.n_inf} infinite entries"
+            how = (
+                "batch EM streamed from a file needs complete rows: with missing='em', fit "
+                "it online (partial_fit on each of its blocks(), `gmmscape fit --online`) "
+                "or read it into memory"
+                if self.missing == "em" and not sm.n_inf
+                else "remove those rows (or, for NaN, set missing='em' and fit online)"
+            )
+            raise ValueError(f"{X.path}: the file holds {what}; {how}.")
+        self._check_scale(sm.var, sm.lo, sm.hi, sm.mean, n, dtype)
+        fd = _FitData(
+            self.covariance_type, self.algorithm, dtype, np.asarray(sm.mean, dtype), n, d,
+            self.n_components, K.collapse_floor(sm.var, dtype, self.covariance_type),
+            col_var=sm.var,
+        )  # fmt: skip
+        fd.data = sources.BlockChunks(
+            X.blocks,
+            n,
+            offset=fd.offset,
+            dtype=dtype,
+            k=fd.k,
+            chunk_size=self.chunk_size,
+            label=f"{X.format} blocks of {X.block_rows} rows",
+        )
+        return fd, np.asarray(sm.rows, dtype), np.ones(sm.rows.shape[0], dtype)
 
     def _initial_params(self, X, w, rng, fd: _FitData, inits, chunks=None) -> Params:
         """One start, initialized exactly as scikit-learn's ``_initialize_parameters``.
@@ -805,6 +912,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                     .fit(X, sample_weight=sw)
                     .labels_
                 )
+            elif self.init_params in ("hc", "hc_eii"):
+                from gmmscape.estimator._hc import hc_labels
+
+                labels[:n] = hc_labels(X, k, "EII" if self.init_params == "hc_eii" else "VVV")
             elif self.init_params == "random_from_data":
                 p = None if unweighted else w / w.sum()
                 labels[rng.choice(n, size=k, replace=False, p=p)] = np.arange(k)
@@ -950,8 +1061,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         params = K.take_tree(K.pad_components(params, None, k_pad, self.covariance_type)[0], 0)
         return xc, params, n
 
+    def _with_nan(self, X):
+        """Validated ``X`` if it holds NaN and ``missing="em"`` (else None)."""
+        if self.missing != "em" or not _missing.has_nan(X):
+            return None
+        check_is_fitted(self)
+        return self._validate_X(X, reset=False)
+
     def _posterior(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Log-density (n,) and responsibilities (n, k) of in-memory ``X``."""
+        if (Xm := self._with_nan(X)) is not None:
+            return _missing.posterior(self, Xm)
         xc, params, n = self._kernel_input(X)
         l, resp = K.chunked_log_prob(xc, params, cov_type=self.covariance_type, posterior=True)
         k = self.n_components
@@ -959,6 +1079,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _estimate_weighted_log_prob(self, X) -> np.ndarray:
         """``log pi_k + log N(x; mu_k, Sigma_k)``, shape (n, k) (scikit-learn's private API)."""
+        if (Xm := self._with_nan(X)) is not None:
+            return _missing.weighted_log_prob(self, Xm)
         xc, params, n = self._kernel_input(X)
         out = K.chunked_log_prob(xc, params, cov_type=self.covariance_type)
         return np.asarray(out).reshape(-1, out.shape[-1])[:n, : self.n_components]
@@ -1049,6 +1171,57 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if _is_dask(X):
             return self._map_blocks(X, self.predict_proba, True, self._compute_dtype_)
         return self._posterior(X)[1]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One step of online (stepwise) EM on a chunk of a stream.
+
+        The first call initializes from its chunk (``init_params``, ``n_init`` starts, the
+        best kept; or from the fitted parameters if ``fit`` ran before); each later call
+        blends the chunk's sufficient statistics into running ones with the step
+        ``(t + learning_offset)^-learning_decay`` and takes an M-step (Cappé & Moulines
+        2009). Every covariance type, sample weights, frozen parameters and, with
+        ``missing="em"``, NaN entries. ``fit`` starts afresh.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            One chunk.
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        from gmmscape.estimator._online import partial_fit
+
+        partial_fit(self, X, sample_weight, _FitData)
+        return self
+
+    def impute(self, X, n_draws=None, random_state=None):
+        """Fill the NaN entries of ``X`` under the fitted mixture.
+
+        With ``n_draws=None``, each missing entry becomes its conditional mean given the
+        row's observed entries, ``sum_k r_k(x_O) E[x_M | x_O, k]`` (the responsibilities
+        from the observed coordinates); with ``n_draws``, that many draws from the
+        conditional distribution (a component by its responsibility, then the
+        conditional Gaussian). Observed entries are returned unchanged. Works whatever
+        ``missing`` is set to.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            NaN marks a missing entry; no row may be all NaN.
+        n_draws : int, optional
+        random_state : int, RandomState or None, optional
+            Seed of the draws (default: the estimator's ``random_state``).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features), or (n_draws, n_samples, n_features)
+        """
+        return _missing.impute(self, X, n_draws, random_state)
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture (as scikit-learn, seeded by random_state).

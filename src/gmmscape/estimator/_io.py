@@ -25,7 +25,13 @@ FORMAT_VERSION = 1
 _FITTED = ("weights_", "means_", "covariances_", "precisions_cholesky_")
 
 
+#: CSV cells read as a missing value (NaN), besides any spelling of ``nan``.
+MISSING_CELLS = ("", "NA", "N/A", "?")
+
+
 def _float(cell: str):
+    if cell.strip() in MISSING_CELLS:
+        return float("nan")
     try:
         return float(cell)
     except ValueError:
@@ -43,6 +49,9 @@ def read_csv(path: Path) -> np.ndarray:
     -------
     ndarray of shape (n_samples, n_features)
 
+    Empty cells and ``NA``, ``N/A``, ``?`` or ``nan`` read as NaN (a missing value, see
+    ``GaussianMixture(missing="em")``).
+
     Raises
     ------
     ValueError
@@ -58,7 +67,8 @@ def _read_csv(path: Path) -> tuple[np.ndarray, list[str] | None]:
     if not rows:
         raise ValueError(f"{path}: the file holds no data rows.")
     header = None
-    if all(_float(c) is None for c in rows[0]):
+    named = [c for c in rows[0] if c.strip() not in MISSING_CELLS]
+    if named and all(_float(c) is None for c in named):
         header, rows = rows[0], rows[1:]
     if not rows:
         raise ValueError(f"{path}: the file holds a header but no data rows.")
@@ -171,6 +181,52 @@ def _read_data(path: Path) -> tuple[np.ndarray, list[str] | None]:
     if X.ndim != 2:
         raise ValueError(f"{path}: expected a 2-D table (n_samples, n_features); got {X.shape}.")
     return X, names
+
+
+def write_table(X: np.ndarray, names: list[str], path) -> Path:
+    """Write a table in the format its suffix names (CSV with a header row, ``.npy`` or
+    Parquet with the column names), atomically.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    names : list of str, length n_features
+    path : str or Path
+        Suffix ``.csv``/``.txt``, ``.npy`` or ``.parquet``/``.pq``.
+
+    Returns
+    -------
+    Path
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".txt", ".npy", ".parquet", ".pq"):
+        raise ValueError(f"{path}: unknown data format {suffix!r}; use .csv, .npy or .parquet.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        if suffix == ".npy":
+            with open(tmp, "wb") as fh:
+                np.save(fh, X)
+        else:
+            import pyarrow as pa
+
+            table = pa.table({n: X[:, j] for j, n in enumerate(names)})
+            if suffix in (".parquet", ".pq"):
+                import pyarrow.parquet as pq
+
+                pq.write_table(table, tmp)
+            else:  # the shortest text that reads back the same number: 2.8, not 2.79999...
+                import pyarrow.csv as pcsv
+
+                with open(tmp, "wb") as fh:
+                    fh.write((",".join(names) + "\n").encode())
+                    opts = pcsv.WriteOptions(include_header=False, quoting_style="none")
+                    pcsv.write_csv(table, fh, opts)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def select_columns(X, names, columns=(), drop=()):

@@ -51,8 +51,8 @@ def fit_standardized(gm, X: np.ndarray):
             "per-feature rescaling keeps."
         )
     X = np.asarray(X, dtype=np.float64)
-    m = X.mean(axis=0)
-    s = X.std(axis=0)
+    m = np.nanmean(X, axis=0)  # NaN: missing entries (missing="em")
+    s = np.nanstd(X, axis=0)
     s = np.where(s > 0, s, 1.0)  # a constant column stays as it is (reg_covar keeps it)
     gm.fit((X - m) / s)
     dt = gm.means_.dtype

@@ -1,0 +1,422 @@
+"""Model selection over covariance models and numbers of components, as R's ``mclustBIC``.
+
+:func:`select` fits every (model, k) of a grid with :class:`GaussianMixture` (by default
+from mclust's hierarchical-clustering start, ``init_params="hc"``, whose tree is built
+once for the whole grid) and tabulates the log-likelihood, the number of free parameters
+and two criteria:
+
+BIC
+    ``2 log L - p log n``, mclust's convention: **higher is better**. scikit-learn's
+    :meth:`GaussianMixture.bic` is its negative, ``-2 log L + p log n``, **lower is
+    better**; :class:`Selection` gives both (``convention="mclust"`` or ``"sklearn"``).
+ICL
+    ``BIC + 2 sum_i log max_k z_ik`` (mclust's ``icl``): the BIC penalized by the entropy
+    of the hard classification, in the same two conventions.
+
+A fit that fails gets NaN and a reason, as mclust's NA: a covariance that collapsed
+(became singular; gmmscape would floor it, mclust stops), or non-finite parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from gmmscape.estimator._gaussian_mixture import CollapseWarning, GaussianMixture
+
+#: mclust's fourteen models, in mclust's order (``mclust.options("emModelNames")``).
+MODELS = (
+    "EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV", "VEV",
+    "EVV", "VVV",
+)  # fmt: skip
+#: The criteria :func:`select` ranks by.
+CRITERIA = ("bic", "icl")
+#: The two sign conventions of the criteria.
+CONVENTIONS = ("mclust", "sklearn")
+#: Fields of a table row, in order.
+COLUMNS = ("model", "k", "loglik", "n_parameters", "bic", "icl", "converged", "n_iter",
+           "seconds", "reason")  # fmt: skip
+
+
+@dataclass
+class Selection:
+    """The table of a model selection and its best model.
+
+    Arrays are indexed ``[model, k]`` in the order of ``models`` and ``n_components``.
+
+    Attributes
+    ----------
+    models : tuple of str
+        Covariance types, length ``n_models``.
+    n_components : tuple of int
+        Numbers of components, length ``n_ks``.
+    n_samples : float
+        ``n`` of the criteria (the number of rows, or the sum of the sample weights).
+    loglik : ndarray of shape (n_models, n_ks)
+        Log-likelihood (sum over the points) of each fit; NaN where it failed.
+    n_parameters : ndarray of shape (n_models, n_ks)
+        Free parameters (mclust's ``nMclustParams``).
+    bic, icl : ndarray of shape (n_models, n_ks)
+        The criteria in mclust's convention, ``2 log L - p log n`` and ``BIC + 2 sum_i
+        log max_k z_ik`` (higher is better); NaN where the fit failed.
+    converged : ndarray of bool, shape (n_models, n_ks)
+    n_iter : ndarray of int, shape (n_models, n_ks)
+    seconds : ndarray of shape (n_models, n_ks)
+        Wall time of each fit (compilation included).
+    reasons : ndarray of str, shape (n_models, n_ks)
+        Why a fit failed ("" where it did not).
+    criterion : {"bic", "icl"}
+        The criterion :attr:`best_` was chosen by.
+    best_ : GaussianMixture or None
+        The fitted best model (None if every fit failed).
+    best_model, best_k : str and int, or None
+    seconds_total : float
+    settings : dict
+        The estimator settings every candidate was fitted with.
+    """
+
+    models: tuple
+    n_components: tuple
+    n_samples: float
+    loglik: np.ndarray
+    n_parameters: np.ndarray
+    bic: np.ndarray
+    icl: np.ndarray
+    converged: np.ndarray
+    n_iter: np.ndarray
+    seconds: np.ndarray
+    reasons: np.ndarray
+    criterion: str
+    best_: GaussianMixture | None = None
+    best_model: str | None = None
+    best_k: int | None = None
+    seconds_total: float = 0.0
+    settings: dict = field(default_factory=dict)
+
+    def values(self, criterion: str | None = None, convention: str = "mclust") -> np.ndarray:
+        """A criterion for every (model, k).
+
+        Parameters
+        ----------
+        criterion : {"bic", "icl"}, optional
+            Default: the one the selection ranked by.
+        convention : {"mclust", "sklearn"}, default "mclust"
+            ``"mclust"``: ``2 log L - p log n`` (higher is better); ``"sklearn"``: its
+            negative, :meth:`GaussianMixture.bic` (lower is better).
+
+        Returns
+        -------
+        ndarray of shape (n_models, n_ks)
+        """
+        criterion = self.criterion if criterion is None else criterion
+        _check_choice("criterion", criterion, CRITERIA)
+        _check_choice("convention", convention, CONVENTIONS)
+        v = self.bic if criterion == "bic" else self.icl
+        return v if convention == "mclust" else -v
+
+    def top(self, n: int = 3, criterion: str | None = None) -> list[tuple[str, int, float]]:
+        """The ``n`` best (model, k) by a criterion, as mclust's ``pickBIC``.
+
+        Parameters
+        ----------
+        n : int, default 3
+        criterion : {"bic", "icl"}, optional
+
+        Returns
+        -------
+        list of (model, k, value)
+            Best first; values in mclust's convention (higher is better).
+        """
+        v = self.values(criterion)
+        flat = [(float(v[i, j]), i, j) for i in range(v.shape[0]) for j in range(v.shape[1])]
+        flat = sorted((t for t in flat if np.isfinite(t[0])), key=lambda t: -t[0])
+        return [(self.models[i], int(self.n_components[j]), val) for val, i, j in flat[:n]]
+
+    def summary(self, n: int = 3, criterion: str | None = None) -> str:
+        """The top models as mclust's ``summary(mclustBIC(...))`` prints them.
+
+        Parameters
+        ----------
+        n : int, default 3
+        criterion : {"bic", "icl"}, optional
+
+        Returns
+        -------
+        str
+            E.g. ``"Best BIC values:\\n     EEE,3     VVE,2 ...\\nBIC  -2314.316 ..."``,
+            values in mclust's convention, with each one's difference to the best.
+        """
+        criterion = self.criterion if criterion is None else criterion
+        top = self.top(n, criterion)
+        name = criterion.upper()
+        if not top:
+            return f"Best {name} values: none (every fit failed)"
+        cells = [(f"{m},{k}", f"{v:.3f}", f"{v - top[0][2]:.3f}") for m, k, v in top]
+        width = max(len(c) for row in cells for c in row) + 2
+        lines = [
+            f"Best {name} values:",
+            " " * 8 + "".join(c[0].rjust(width) for c in cells),
+            name.ljust(8) + "".join(c[1].rjust(width) for c in cells),
+            f"{name} diff".ljust(8) + "".join(c[2].rjust(width) for c in cells),
+        ]
+        return "\n".join(lines)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The table, one dict per (model, k) with the fields :data:`COLUMNS` (criteria
+        in mclust's convention) plus ``bic_sklearn`` and ``icl_sklearn`` (the negatives);
+        NaN for failed fits.
+
+        Returns
+        -------
+        list of dict
+        """
+        out = []
+        for i, model in enumerate(self.models):
+            for j, k in enumerate(self.n_components):
+                out.append({
+                    "model": model, "k": int(k), "loglik": float(self.loglik[i, j]),
+                    "n_parameters": int(self.n_parameters[i, j]),
+                    "bic": float(self.bic[i, j]), "icl": float(self.icl[i, j]),
+                    "bic_sklearn": float(-self.bic[i, j]),
+                    "icl_sklearn": float(-self.icl[i, j]),
+                    "converged": bool(self.converged[i, j]),
+                    "n_iter": int(self.n_iter[i, j]),
+                    "seconds": float(self.seconds[i, j]), "reason": str(self.reasons[i, j]),
+                })  # fmt: skip
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The selection as JSON-ready values (NaN as None).
+
+        Returns
+        -------
+        dict
+            ``models``, ``n_components``, ``n_samples``, ``criterion``, the conventions'
+            definitions, ``best`` (model, k), ``top3``, ``rows`` (:meth:`rows`),
+            ``seconds_total`` and ``settings``.
+        """
+
+        def clean(v):
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+
+        return {
+            "models": list(self.models),
+            "n_components": [int(k) for k in self.n_components],
+            "n_samples": float(self.n_samples),
+            "criterion": self.criterion,
+            "conventions": {
+                "bic": "2 log L - n_parameters log n_samples (mclust; higher is better)",
+                "bic_sklearn": "-bic, GaussianMixture.bic (scikit-learn; lower is better)",
+                "icl": "bic + 2 sum_i log max_k z_ik (mclust; higher is better)",
+                "icl_sklearn": "-icl (lower is better)",
+            },
+            "best": None if self.best_model is None else [self.best_model, self.best_k],
+            "top3": [[m, k, v] for m, k, v in self.top(3)],
+            "rows": [{key: clean(val) for key, val in r.items()} for r in self.rows()],
+            "seconds_total": self.seconds_total,
+            "settings": {k: v for k, v in self.settings.items() if _jsonable(v)},
+        }
+
+
+def _jsonable(v) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str))
+
+
+def _check_choice(name: str, value, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}.")
+
+
+def _check_grid(n_components, covariance_types):
+    try:
+        ks = [int(k) for k in n_components]
+    except TypeError:
+        ks = [int(n_components)]
+    if not ks or any(k < 1 for k in ks) or len(set(ks)) != len(ks):
+        raise ValueError(
+            f"n_components must be distinct positive integers; got {list(n_components)!r}."
+        )
+    from gmmscape.estimator._gaussian_mixture import COVARIANCE_TYPES
+
+    if covariance_types is None:
+        models = list(MODELS)
+    else:
+        models = [covariance_types] if isinstance(covariance_types, str) else list(covariance_types)
+        bad = [m for m in models if m not in COVARIANCE_TYPES]
+        if bad or not models or len(set(models)) != len(models):
+            raise ValueError(
+                f"covariance_types must be distinct names among {', '.join(COVARIANCE_TYPES)} "
+                f"(None: mclust's 14 models); got {models!r}."
+            )
+    return tuple(models), tuple(ks)
+
+
+def select(
+    X,
+    n_components: Iterable[int] = range(1, 10),
+    covariance_types: Sequence[str] | str | None = None,
+    *,
+    criterion: str = "bic",
+    init_params: str = "hc",
+    sample_weight=None,
+    tol: float = 1e-6,
+    max_iter: int = 1000,
+    reg_covar: float = 0.0,
+    n_init: int = 1,
+    random_state=None,
+    progress=None,
+    **estimator_params,
+) -> Selection:
+    """Fit every (covariance model, number of components) and pick the best by BIC or ICL.
+
+    The R equivalent is ``mclustBIC(X, G = n_components, modelNames =
+    covariance_types)`` followed by ``Mclust``'s choice: with the defaults, every fit
+    starts from the partition of mclust's hierarchical clustering (one tree for the
+    whole grid, see :mod:`gmmscape.estimator._hc`) and runs without regularization, and
+    a fit whose covariance collapses counts as failed (NaN), as mclust's NA.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    n_components : iterable of int, default range(1, 10)
+        The numbers of components k (mclust's ``G = 1:9``).
+    covariance_types : sequence of str, str or None, default None
+        Models to fit (any :class:`GaussianMixture` covariance type); None: mclust's 14
+        (:data:`MODELS`).
+    criterion : {"bic", "icl"}, default "bic"
+        What :attr:`Selection.best_` maximizes, in mclust's convention (``2 log L - p log
+        n``; scikit-learn's ``bic()`` is its negative and is minimized by the same model).
+    init_params : str, default "hc"
+        Initialization of every fit (see :class:`GaussianMixture`).
+    sample_weight : array-like of shape (n_samples,), optional
+        Point weights; the criteria then use ``n = sum(sample_weight)``.
+    tol : float, default 1e-6
+        EM stops when the mean log-likelihood changes by less (mclust: 1e-5 relative
+        change of the total).
+    max_iter : int, default 1000
+    reg_covar : float, default 0.0
+        Added to every covariance diagonal (mclust: none).
+    n_init : int, default 1
+        Initializations per fit (with ``init_params="hc"`` they coincide; 1 suffices).
+    random_state : int, RandomState or None
+        For random initializations.
+    progress : callable, optional
+        Called as ``progress(model, k, row)`` after each fit (``row`` as in
+        :meth:`Selection.rows`).
+    **estimator_params
+        Further :class:`GaussianMixture` parameters (``dtype``, ``chunk_size``,
+        ``n_threads``, ...).
+
+    Returns
+    -------
+    Selection
+        The table and the refitted-free best model (:attr:`Selection.best_`, the fit of
+        the grid itself).
+
+    Raises
+    ------
+    ValueError
+        For a bad grid, criterion or estimator parameter, or data with fewer rows than
+        the smallest k.
+    """
+    _check_choice("criterion", criterion, CRITERIA)
+    models, ks = _check_grid(n_components, covariance_types)
+    for bad in ("n_components", "covariance_type"):
+        if bad in estimator_params:
+            raise ValueError(f"{bad} is set by the grid; pass n_components / covariance_types.")
+    X = np.asarray(X) if not hasattr(X, "dask") else X
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features); got shape {X.shape}.")
+    n_rows = int(X.shape[0])
+    if n_rows < min(ks):
+        raise ValueError(f"X has {n_rows} rows, fewer than the smallest k = {min(ks)}.")
+    w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+    n_eff = float(n_rows if w is None else w.sum())
+    settings = dict(init_params=init_params, tol=tol, max_iter=max_iter,
+                    reg_covar=reg_covar, n_init=n_init, random_state=random_state,
+                    **estimator_params)  # fmt: skip
+    shape = (len(models), len(ks))
+    loglik, bic, icl, secs = (np.full(shape, np.nan) for _ in range(4))
+    npar = np.zeros(shape, np.int64)
+    conv = np.zeros(shape, bool)
+    n_iter = np.zeros(shape, np.int64)
+    reasons = np.full(shape, "", dtype=object)
+    best, best_val, best_at = None, -np.inf, None
+    t_all = time.perf_counter()
+    for j, k in enumerate(ks):
+        for i, model in enumerate(models):
+            t0 = time.perf_counter()
+            gm = GaussianMixture(k, covariance_type=model, **settings)
+            npar[i, j] = _n_parameters(gm, X.shape[1])
+            if k > n_rows:
+                reasons[i, j] = f"k = {k} exceeds the {n_rows} rows"
+            else:
+                reasons[i, j] = _fit_one(gm, X, w)
+            if not reasons[i, j]:
+                log_dens, log_zmax = _posterior_summary(gm, X)
+                ones = np.ones(n_rows) if w is None else w
+                ll = float(log_dens @ ones)
+                loglik[i, j] = ll
+                bic[i, j] = 2.0 * ll - npar[i, j] * math.log(n_eff)
+                icl[i, j] = bic[i, j] + 2.0 * float(log_zmax @ ones)
+                conv[i, j], n_iter[i, j] = gm.converged_, gm.n_iter_
+                val = bic[i, j] if criterion == "bic" else icl[i, j]
+                if np.isfinite(val) and val > best_val:
+                    best, best_val, best_at = gm, val, (model, k)
+            secs[i, j] = time.perf_counter() - t0
+            if progress is not None:
+                progress(model, k, {"loglik": loglik[i, j], "bic": bic[i, j],
+                                    "reason": reasons[i, j]})  # fmt: skip
+    return Selection(
+        models=models, n_components=ks, n_samples=n_eff, loglik=loglik, n_parameters=npar,
+        bic=bic, icl=icl, converged=conv, n_iter=n_iter, seconds=secs,
+        reasons=reasons.astype(str), criterion=criterion, best_=best,
+        best_model=None if best_at is None else best_at[0],
+        best_k=None if best_at is None else best_at[1],
+        seconds_total=time.perf_counter() - t_all, settings=settings,
+    )  # fmt: skip
+
+
+def _posterior_summary(gm: GaussianMixture, X) -> tuple[np.ndarray, np.ndarray]:
+    """Log-density (n,) of every point and ``log max_k z_ik`` (n,), from one pass."""
+    if hasattr(X, "dask"):
+        z = np.asarray(gm.predict_proba(X))
+        log_dens = np.asarray(gm.score_samples(X))
+    else:
+        log_dens, z = gm._posterior(X)
+    tiny = np.finfo(np.float64).tiny
+    return np.asarray(log_dens, np.float64), np.log(np.maximum(z.max(axis=1), tiny))
+
+
+def _n_parameters(gm: GaussianMixture, d: int) -> int:
+    """Free parameters of ``gm``'s model with ``d`` features (mclust's nMclustParams)."""
+    from gmmscape.core import families
+
+    k = gm.n_components
+    return int(families.get(gm.covariance_type).n_cov_params(k, d) + k * d + k - 1)
+
+
+def _fit_one(gm: GaussianMixture, X, w) -> str:
+    """Fit ``gm``; the reason it failed, or "" (a convergence warning is no failure)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            gm.fit(X, sample_weight=w)
+        except ValueError as exc:
+            return f"failed: {str(exc).split('. ')[0]}"
+    for c in caught:
+        if issubclass(c.category, CollapseWarning):
+            return (
+                f"singular covariance ({gm.n_collapsed_} collapsed update(s); "
+                f"reg_covar={gm.reg_covar:g})"
+            )
+    if any(issubclass(c.category, ConvergenceWarning) for c in caught):
+        return ""  # kept, flagged by converged = False
+    return ""
