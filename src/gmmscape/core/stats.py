@@ -264,8 +264,10 @@ def family_stats(x: jax.Array, w: jax.Array, params: Params, family: str) -> Sta
         ``w = sum w``, ``ll = sum w log p(x)``, ``r0 = sum w psi`` (k,),
         ``r1 = sum w psi x`` (k, d) and the family's second moments ``s2``.
     """
-    l, resp = normalize_log(family_log_prob(x, params, family))
-    r0, r1, s2 = families.get(family).moments(x, w[:, None] * resp)
+    fam, log_w = families.get(family), jnp.log(params.weights)
+    l, r0, r1, s2 = fam.estep_moments(
+        x, w, params.means, params.precisions_cholesky, log_w, normalize_log
+    )
     # padding rows have w = 0; where() keeps a -inf log-density there out of the sum
     ll = jnp.sum(jnp.where(w > 0, w * l, 0.0))
     return Stats(w=jnp.sum(w), ll=ll, r0=r0, r1=r1, s2=s2)
