@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from gmmscape.cli._app import app, console
+from gmmscape.cli._options import Columns, Drop
 
 #: GaussianMixture's covariance types, listed here so that --help imports no estimator
 #: (tests/test_cli_dialect.py checks that they equal the estimator's COVARIANCE_TYPES).
@@ -63,18 +64,8 @@ def fit(
     reg_covar: Annotated[float, typer.Option(help="Added to covariance diagonals.")] = 1e-6,
     refine: Annotated[bool, typer.Option(help="Split-and-merge moves after EM.")] = False,
     seed: Annotated[int, typer.Option(help="Random state of the initialization.")] = 0,
-    columns: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Columns to fit, by name or 0-based index, comma-separated (default: all)."
-        ),
-    ] = None,
-    drop: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Columns to leave out, by name or index, comma-separated (default: none)."
-        ),
-    ] = None,
+    columns: Columns = None,
+    drop: Drop = None,
     standardize: Annotated[
         bool,
         typer.Option(

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from gmmscape.cli._app import app, console, split_list
+from gmmscape.cli._options import Columns, Drop
 from gmmscape.cli._output import check_out, fail, writing_into
 from gmmscape.cli.fit import _COV
 
@@ -51,18 +52,8 @@ def select(
     ] = 1e-6,
     reg_covar: Annotated[float, typer.Option(help="Added to covariance diagonals.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Random state of random initializations.")] = 0,
-    columns: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Columns to fit, by name or 0-based index, comma-separated (default: all)."
-        ),
-    ] = None,
-    drop: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Columns to leave out, by name or index, comma-separated (default: none)."
-        ),
-    ] = None,
+    columns: Columns = None,
+    drop: Drop = None,
     out: Annotated[Path, typer.Option(help="Folder for the table (JSON, CSV) and figure.")] = Path(
         "select-output"
     ),
