@@ -1,6 +1,7 @@
 """mclust's Equal constraints hold in every fitted model: after refine's split-and-merge
 moves (which edit a few components by hand) and when a component is empty."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -69,3 +70,48 @@ def test_refine_moves_keep_the_equal_constraints():
 def test_refine_moves_keep_the_equal_constraints_of_every_model(name):
     gm = refine_fit(name)
     check_equal_parts(name, gm.covariances_, 1e-6)
+
+
+@pytest.mark.parametrize("name", ["EVE", "VVE"])
+def test_common_orientation_stops_when_its_objective_settles(name):
+    # The MM iteration for D converges in a handful of steps on well-separated scatter;
+    # it must stop there, not run to its cap (INNER_MAX_ITER = 1000) comparing each
+    # step with the first one. The deltas function counts the steps taken.
+    rng = np.random.default_rng(2)
+    rot = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    nk = jnp.asarray([200.0, 150.0, 100.0])
+    shapes = np.array([[4.0, 1.0, 0.25], [3.0, 1.5, 0.2], [5.0, 0.7, 0.3]])
+    wk = np.einsum("ij,kj,lj->kil", rot, shapes, rot) * np.asarray(nk)[:, None, None]
+    wk = wk + 0.1 * np.einsum("kia,kja->kij", *(2 * [rng.normal(size=(3, 3, 3))]))
+    live = jnp.ones(3, bool)
+    calls = []
+
+    def deltas_of(proj):
+        jax.debug.callback(lambda: calls.append(1))
+        if name == "EVE":
+            return families._equal_volume(proj, live, jnp.sum(nk))
+        return proj / nk[:, None]
+
+    cov = families._common_orientation(jnp.asarray(wk), live, nk, deltas_of)
+    assert 2 <= len(calls) < 100, len(calls)
+    # as good a maximum as 500 MM steps in NumPy from the same start
+    w_np, n_np = np.asarray(wk), np.asarray(nk)
+
+    def objective(sig):
+        inv = np.linalg.inv(sig)
+        return np.einsum("kab,kba->", w_np, inv) + n_np @ np.linalg.slogdet(sig)[1]
+
+    def sigmas(dm):
+        proj = np.einsum("ai,kab,bi->ki", dm, w_np, dm)
+        delta = np.asarray(deltas_of(jnp.asarray(proj)))
+        return np.einsum("ij,kj,lj->kil", dm, delta, dm), delta
+
+    dm = np.linalg.eigh(w_np.sum(0))[1]
+    top = np.linalg.eigvalsh(w_np)[:, -1]
+    for _ in range(500):
+        _, delta = sigmas(dm)
+        f = np.einsum("kab,bi,ki->ai", top[:, None, None] * np.eye(3) - w_np, dm, 1 / delta)
+        u, _, vt = np.linalg.svd(f)
+        dm = u @ vt
+    ref = objective(sigmas(dm)[0])
+    assert objective(np.asarray(cov)) <= ref + 1e-9 * abs(ref)

@@ -524,11 +524,14 @@ def _common_orientation(wk, live, nk, deltas_of):
     of ``sum_k (w_k I - W_k) D diag(1 / delta_k)``, ``w_k`` the largest eigenvalue of
     ``W_k``, a step that never increases ``sum_k tr(W_k Sigma_k^-1)``. Starts from the
     eigenvectors of ``sum_k W_k``; stops when the objective ``sum_k tr(W_k Sigma_k^-1) +
-    N_k log|Sigma_k|`` changes by less than ``eps^(3/4)`` relative or after
+    N_k log|Sigma_k|`` changes by less than float64's ``eps^(3/4)`` relative or after
     :data:`INNER_MAX_ITER` steps. Returns the covariances (k, d, d).
     """
-    wk = jnp.where(live[:, None, None], wk, 0.0)
-    dtype = wk.dtype
+    # in float64 whatever the data's dtype: a step costs O(k d^3), and in float32 the
+    # objective cannot settle to a tolerance that makes the M-step exact
+    out_dtype, dtype = wk.dtype, jnp.float64
+    wk = jnp.where(live[:, None, None], wk, 0.0).astype(dtype)
+    nk = nk.astype(dtype)
     top = jnp.linalg.eigvalsh(wk)[:, -1]
     eye = jnp.eye(wk.shape[-1], dtype=dtype)
     tol = jnp.finfo(dtype).eps ** 0.75
@@ -548,13 +551,14 @@ def _common_orientation(wk, live, nk, deltas_of):
         f = jnp.einsum("kab,bi,ki->ai", top[:, None, None] * eye - wk, dm, 1.0 / delta)
         u, _, vt = jnp.linalg.svd(f)
         new = u @ vt
-        return it + 1, new, *deltas(new), obj
+        delta, new_obj = deltas(new)
+        return it + 1, new, delta, obj, new_obj
 
     d0 = jnp.linalg.eigh(jnp.sum(wk, axis=0))[1]
     delta0, obj0 = deltas(d0)
     init = (0, d0, delta0, jnp.asarray(jnp.inf, dtype), obj0)
     _, dm, delta, _, _ = jax.lax.while_loop(cond, body, init)
-    return _rotate(jnp.broadcast_to(dm, wk.shape), delta)
+    return _rotate(jnp.broadcast_to(dm, wk.shape), delta).astype(out_dtype)
 
 
 def _scatter_eve(nk, s1, s2, w, means, nk_safe):
