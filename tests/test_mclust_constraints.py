@@ -94,7 +94,7 @@ def test_common_orientation_stops_when_its_objective_settles(name):
 
     cov = families._common_orientation(jnp.asarray(wk), live, nk, deltas_of)
     assert 2 <= len(calls) < 100, len(calls)
-    # as good a maximum as 500 MM steps in NumPy from the same start
+    # an objective at least as low as after 500 MM steps in NumPy from the same start
     w_np, n_np = np.asarray(wk), np.asarray(nk)
 
     def objective(sig):
