@@ -68,6 +68,30 @@ def test_change_and_steps_criteria_and_the_trace():
     assert int(fixed.it) == 7 and not bool(fixed.done)
 
 
+def test_relative_change_stops_at_the_closed_form_step_compiled_and_on_the_host():
+    # x_t = 2 + 8 / 2^t: "change" with tol = a, rtol = r stops at the first t with
+    # 8 / 2^t < a + r (2 + 8 / 2^t), found here by counting
+    def value_is_x(x):
+        new = (x + 2.0) / 2.0
+        return new, new, False
+
+    def host_step(x, active):
+        new = np.where(active, (x + 2.0) / 2.0, x)
+        return new, new, np.zeros(len(x), bool)
+
+    for a, r in ((0.0, 1e-5), (1e-4, 1e-5), (1e-7, 0.0), (0.0, 0.3)):
+        t = 1
+        while not 8.0 / 2.0**t < a + r * (2.0 + 8.0 / 2.0**t):
+            t += 1
+        rule = driver.Rule(a, 1000, r)
+        out = driver.run(value_is_x, driver.start(jnp.asarray(10.0), jnp.asarray(10.0)), rule,
+                         criterion="change")  # fmt: skip
+        assert int(out.it) == t and bool(out.done), (a, r)
+        _, host = driver.run_host(host_step, np.array([10.0]), np.array([10.0]), a, 1000,
+                                  criterion="change", rtol=r)  # fmt: skip
+        assert int(host["it"][0]) == t, (a, r)
+
+
 def test_bad_stops_a_start_and_a_bad_start_takes_no_step():
     def explode(x):
         new = 3.0 * x

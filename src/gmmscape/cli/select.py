@@ -48,8 +48,15 @@ def select(
     init: Annotated[str, typer.Option(help=f"Initialization: {', '.join(INITS)}.")] = "hc",
     max_iter: Annotated[int, typer.Option(help="Largest number of EM iterations.")] = 1000,
     tol: Annotated[
-        float, typer.Option(help="Stop when the mean log-likelihood moves less.")
-    ] = 1e-6,
+        float,
+        typer.Option(
+            help="Stop when the total log-likelihood L moves less than tol (1 + |L|) "
+            "(mclust's rule; with --tol-type absolute: the mean moves less than tol)."
+        ),
+    ] = 1e-5,
+    tol_type: Annotated[
+        str, typer.Option(help="relative (mclust's rule) or absolute (scikit-learn's).")
+    ] = "relative",
     reg_covar: Annotated[float, typer.Option(help="Added to covariance diagonals.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Random state of random initializations.")] = 0,
     columns: Columns = None,
@@ -79,6 +86,8 @@ def select(
         fail(f"--convention must be mclust or sklearn; got {convention!r}.")
     if init not in INITS:
         fail(f"--init must be one of {', '.join(INITS)}; got {init!r}.")
+    if tol_type not in ("relative", "absolute"):
+        fail(f"--tol-type must be relative or absolute; got {tol_type!r}.")
     check_out(out)
 
     import gmmscape
@@ -96,8 +105,8 @@ def select(
 
             res = gmmscape.select(
                 X, k_list, model_list, criterion=criterion, init_params=init,
-                tol=tol, max_iter=max_iter, reg_covar=reg_covar, random_state=seed,
-                progress=progress,
+                tol=tol, tol_type=tol_type, max_iter=max_iter, reg_covar=reg_covar,
+                random_state=seed, progress=progress,
             )  # fmt: skip
     except ValueError as exc:
         fail(str(exc))

@@ -10,8 +10,9 @@ The stopping-rule vocabulary (:data:`CRITERIA`), the same for the compiled and t
 host-driven loop:
 
 ``"change"``
-    stop when ``|value_t - value_{t-1}| < tol`` (EM's log-likelihood change, as
-    scikit-learn's ``tol``);
+    stop when ``|value_t - value_{t-1}| < tol + rtol |value_t|`` (EM's log-likelihood
+    change: ``rtol = 0`` is scikit-learn's ``tol``, an absolute change of the mean;
+    ``rtol > 0`` gives a relative rule such as mclust's);
 ``"below"``
     stop when ``value_t <= tol`` (a step length, a gradient norm, a distance);
 ``"steps"``
@@ -47,10 +48,14 @@ class Rule(NamedTuple):
         Threshold of the criterion (unused by ``"steps"``).
     max_steps : int array of shape ()
         Steps after which the loop stops, counted from the loop's ``it``.
+    rtol : array of shape (), default 0.0
+        Relative part of the ``"change"`` threshold, ``tol + rtol |value|`` (unused by
+        the other criteria).
     """
 
     tol: Any
     max_steps: Any
+    rtol: Any = 0.0
 
 
 class Loop(NamedTuple):
@@ -87,7 +92,7 @@ def check_criterion(criterion: str) -> str:
     return criterion
 
 
-def met(criterion: str, value, prev, tol):
+def met(criterion: str, value, prev, tol, rtol=0.0):
     """Whether ``criterion`` stops after a step from ``prev`` to ``value`` (NumPy or JAX).
 
     Parameters
@@ -96,13 +101,15 @@ def met(criterion: str, value, prev, tol):
         One of :data:`CRITERIA`.
     value, prev : arrays of the same shape
     tol : array broadcastable to them
+    rtol : array broadcastable to them, default 0.0
+        ``"change"`` stops when ``|value - prev| < tol + rtol |value|``.
 
     Returns
     -------
     bool array of the same shape
     """
     if criterion == "change":
-        return abs(value - prev) < tol
+        return abs(value - prev) < tol + rtol * abs(value)
     if criterion == "below":
         return value <= tol
     return np.zeros(np.shape(value), bool)  # "steps": the step count alone stops it
@@ -177,7 +184,7 @@ def run(
             # others, so only the running ones report
             jax.lax.cond(running(c), lambda: report(c.it + 1, value, value - c.value), lambda: None)
         trace = None if c.trace is None else c.trace.at[c.it].set(value)
-        done = met(criterion, value, c.value, rule.tol)
+        done = met(criterion, value, c.value, rule.tol, rule.rtol)
         return Loop(state, c.it + 1, value, done, jnp.asarray(bad, bool), trace)
 
     return jax.lax.while_loop(running, body, loop)
@@ -191,6 +198,7 @@ def run_host(
     max_steps: int,
     *,
     criterion: str,
+    rtol: float = 0.0,
     trace_len: int = 0,
     report: Callable | None = None,
 ) -> tuple[Any, dict]:
@@ -207,6 +215,8 @@ def run_host(
     tol : float
     max_steps : int
     criterion : str
+    rtol : float, default 0.0
+        Relative part of the ``"change"`` threshold (see :class:`Rule`).
     trace_len : int, default 0
     report : callable ``(start, it, value, change) -> None``, optional
         Called after each step of each running start.
@@ -234,7 +244,7 @@ def run_host(
         if trace_len:
             trace[active, t] = new[active]
         it[active] += 1
-        done |= active & met(criterion, new, value, tol)
+        done |= active & met(criterion, new, value, tol, rtol)
         bad |= active & np.asarray(new_bad, bool)
         value = np.where(active, new, value)
         if not (~done & ~bad).any():

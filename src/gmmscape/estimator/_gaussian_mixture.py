@@ -134,12 +134,24 @@ class _FitData:
     col_var: np.ndarray | None = None
     #: Components the kernels are compiled for (``>= k``; see ``K.component_bucket``).
     k_pad: int = 0
+    #: Sum of the point weights (``n`` unweighted): the ``n`` of mclust's relative rule.
+    wsum: float = 0.0
 
     def __post_init__(self):
         self.k_pad = max(self.k_pad, self.k)
+        self.wsum = float(self.wsum) if self.wsum > 0 else float(self.n)
 
-    def hyper(self, reg_covar, step_size, tol, n_max):
+    def hyper(self, reg_covar, step_size, tol, n_max, tol_type="absolute"):
+        """The EM loop's traced settings ``(reg_covar, floor, step_size, tol, n_max,
+        rtol)``: the loop stops when the mean log-likelihood ``l`` changes by less than
+        ``tol + rtol |l|``. ``tol_type="relative"`` is mclust's rule on the total
+        ``L = W l`` (``W`` the sum of the weights), ``|dL| < tol (1 + |L|)``, that is
+        ``|dl| < tol / W + tol |l|``."""
         dt = self.dtype
+        if tol_type == "relative":
+            tol, rtol = tol / self.wsum, tol
+        else:
+            rtol = 0.0
         return (
             # device_put, not jnp.asarray: that compiles a program per shape and dtype
             jax.device_put(np.asarray(reg_covar, dt)),
@@ -147,6 +159,7 @@ class _FitData:
             jax.device_put(np.asarray(step_size, dt)),
             jax.device_put(np.asarray(tol, dt)),
             jax.device_put(np.asarray(n_max, np.int32)),
+            jax.device_put(np.asarray(rtol, dt)),
         )
 
     def stats(self, params: Params) -> Stats:
@@ -232,6 +245,7 @@ def _host_em(fd: _FitData, params, masks, lb0, hyper, max_iter, report=0) -> K.E
             float(hyper[3]),
             int(hyper[4]),
             criterion="change",
+            rtol=float(hyper[5]),
             trace_len=max_iter,
             report=live if report else None,
         )
@@ -262,7 +276,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Number of mixture components k.
     covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
     tol : float, default 1e-3
-        EM stops when the mean log-likelihood changes by less than ``tol``.
+        EM stops when the mean log-likelihood changes by less than ``tol`` (with
+        ``tol_type="absolute"``).
+    tol_type : {"absolute", "relative"}, default "absolute"
+        The stopping rule. ``"absolute"``: ``|l_t - l_{t-1}| < tol`` for the mean
+        log-likelihood ``l`` (scikit-learn's rule). ``"relative"``: ``|L_t - L_{t-1}| <
+        tol (1 + |L_t|)`` for the total ``L`` (the sum over the points, weighted), the
+        rule of R's mclust (its default ``tol = 1e-5``).
     reg_covar : float, default 1e-6
         Added to the diagonal of every covariance.
     max_iter : int, default 100
@@ -355,6 +375,7 @@ default "kmeans"
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
         "tol": [Interval(Real, 0.0, None, closed="left")],
+        "tol_type": [StrOptions({"absolute", "relative"})],
         "reg_covar": [Interval(Real, 0.0, None, closed="left")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
@@ -388,6 +409,7 @@ default "kmeans"
         *,
         covariance_type="full",
         tol=1e-3,
+        tol_type="absolute",
         reg_covar=1e-6,
         max_iter=100,
         n_init=1,
@@ -415,6 +437,7 @@ default "kmeans"
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
+        self.tol_type = tol_type
         self.reg_covar = reg_covar
         self.max_iter = max_iter
         self.n_init = n_init
@@ -597,7 +620,7 @@ default "kmeans"
             X = self._validate_X(X, reset=True)
             return _missing.fit(self, X, sample_weight, _FitData)
         fd, params0, masks, lb0 = self._prepare_fit(X, sample_weight)
-        hyper = fd.hyper(self.reg_covar, self.step_size, self.tol, self.max_iter)
+        hyper = fd.hyper(self.reg_covar, self.step_size, self.tol, self.max_iter, self.tol_type)
         if self.verbose > 0:
             how = fd.data.describe()
             print(
@@ -733,6 +756,7 @@ default "kmeans"
                 k,
                 K.collapse_floor(var, dtype, self.covariance_type),
                 col_var=var,
+                wsum=float(np.sum(w, dtype=np.float64)),
             )
             Xinit, winit = X, w
             do_init = not (self.warm_start and hasattr(self, "converged_"))
@@ -823,6 +847,7 @@ default "kmeans"
             self.n_components,
             K.collapse_floor(var, dtype, self.covariance_type),
             col_var=var,
+            wsum=float(wsum),
         )
         fd.data = sources.DaskChunks(
             Xf, w, offset=fd.offset, dtype=dtype, k=fd.k, chunk_size=self.chunk_size

@@ -346,7 +346,7 @@ def print_iteration(start, it, lb, change, interval: int = 1) -> None:
 
 
 def _em_one(xc, wc, params, masks, lb0, hyper, start, cov_type, algorithm, max_iter, report):
-    reg_covar, floor, step_size, tol, n_max = hyper
+    reg_covar, floor, step_size, tol, n_max, rtol = hyper
 
     def step(state):
         p, nbad = state
@@ -363,7 +363,7 @@ def _em_one(xc, wc, params, masks, lb0, hyper, start, cov_type, algorithm, max_i
     out = driver.run(
         step,
         init,
-        driver.Rule(tol, n_max),
+        driver.Rule(tol, n_max, rtol),
         criterion="change",
         report=live if report else None,
     )
@@ -377,8 +377,9 @@ def em_batch(
 ) -> EMResult:
     """EM to convergence for a batch of starts, as one vmapped, compiled ``while_loop``.
 
-    Each start stops when ``|lb_t - lb_{t-1}| < tol`` or after ``n_max`` iterations, as
-    scikit-learn's ``fit``; a finished start keeps its values while the others run.
+    Each start stops when ``|lb_t - lb_{t-1}| < tol + rtol |lb_t|`` (``rtol = 0``:
+    scikit-learn's ``fit``) or after ``n_max`` iterations; a finished start keeps its
+    values while the others run.
 
     Parameters
     ----------
@@ -391,7 +392,7 @@ def em_batch(
     lb0 : array of shape (b,)
         The lower bound before the first iteration (``-inf`` for a fresh start).
     hyper : tuple of arrays of shape ()
-        ``(reg_covar, floor, step_size, tol, n_max)``.
+        ``(reg_covar, floor, step_size, tol, n_max, rtol)``.
     cov_type : str
     algorithm : {"em", "gradient_em"}
     max_iter : int
@@ -420,7 +421,7 @@ def batched_m_step(st, params, masks, hyper, *, cov_type, algorithm):
     st : Stats with a leading batch axis
     params : Params with a leading batch axis
     masks : Masks with a leading batch axis
-    hyper : tuple ``(reg_covar, floor, step_size, tol, n_max)``
+    hyper : tuple ``(reg_covar, floor, step_size, tol, n_max, rtol)``
     cov_type, algorithm : str
 
     Returns
@@ -428,7 +429,7 @@ def batched_m_step(st, params, masks, hyper, *, cov_type, algorithm):
     params : Params
     n_collapsed : array of shape (b,)
     """
-    reg_covar, floor, step_size, _, _ = hyper
+    reg_covar, floor, step_size = hyper[:3]
     fn = partial(m_step, family=cov_type, algorithm=algorithm)
     return jax.vmap(lambda s, p, m: fn(s, p, m, reg_covar, floor, step_size))(st, params, masks)
 
@@ -447,7 +448,7 @@ def host_step(parts, params, masks, active, hyper, *, cov_type, algorithm):
     masks : Masks with a leading batch axis
     active : bool array of shape (b,)
         Starts still iterating.
-    hyper : tuple ``(reg_covar, floor, step_size, tol, n_max)``
+    hyper : tuple ``(reg_covar, floor, step_size, tol, n_max, rtol)``
     cov_type, algorithm : str
 
     Returns

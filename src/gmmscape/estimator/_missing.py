@@ -199,7 +199,7 @@ def em_step(xc, wc, mc, n_real, params, masks, hyper, *, cov_type, algorithm):
         As :func:`suffstats`.
     params : Params with a leading batch axis b
     masks : Masks with a leading batch axis b
-    hyper : tuple ``(reg_covar, floor, step_size, tol, n_max)``
+    hyper : tuple ``(reg_covar, floor, step_size, tol, n_max, rtol)``
     cov_type, algorithm : str
 
     Returns
@@ -209,7 +209,7 @@ def em_step(xc, wc, mc, n_real, params, masks, hyper, *, cov_type, algorithm):
         Mean observed-data log-likelihood at the parameters passed in.
     n_collapsed : array of shape (b,)
     """
-    reg_covar, floor, step_size, _, _ = hyper
+    reg_covar, floor, step_size = hyper[:3]
 
     def one(p, m):
         st = suffstats(xc, wc, mc, n_real, p, cov_type)
@@ -305,6 +305,7 @@ def prepare(est, X, sample_weight, fit_data):
     fd = fit_data(
         est.covariance_type, est.algorithm, dtype, offset.astype(dtype), n, d, k,
         K.collapse_floor(var, dtype, est.covariance_type), col_var=var,
+        wsum=float(np.sum(w, dtype=np.float64)),
     )  # fmt: skip
     return X, w, fd
 
@@ -361,7 +362,7 @@ def fit(est, X, sample_weight, fit_data) -> None:
         lb = np.full(1, float(est.lower_bound_))
     masks = K.stack_trees([est._update_masks(freeze, dtype)] * len(starts))
     params = K.stack_trees(starts)
-    hyper = fd.hyper(est.reg_covar, est.step_size, est.tol, est.max_iter)
+    hyper = fd.hyper(est.reg_covar, est.step_size, est.tol, est.max_iter, est.tol_type)
     res = run_em(pc, params, masks, lb, hyper, est, fd)
     est._finish(est._keep_best(res, lb), fd)
 
@@ -370,8 +371,8 @@ def run_em(pc: PatternChunks, params, masks, lb0, hyper, est, fd) -> K.EMResult:
     """EM from the host: one compiled :func:`em_step` per iteration, in the one driver
     (:func:`gmmscape.dynamics.driver.run_host`, criterion ``"change"``).
 
-    A start stops when its mean log-likelihood changes by less than ``tol`` or after
-    ``max_iter`` iterations; a stopped start keeps its parameters. The trace holds the
+    A start stops by the estimator's rule (``tol``, ``tol_type``) or after ``max_iter``
+    iterations; a stopped start keeps its parameters. The trace holds the
     mean observed-data log-likelihood before each M-step, as the complete-data loop's.
     """
     data = (jnp.asarray(pc.xc), jnp.asarray(pc.wc), jnp.asarray(pc.mc), jnp.int32(pc.n_real))
@@ -392,9 +393,10 @@ def run_em(pc: PatternChunks, params, masks, lb0, hyper, est, fd) -> K.EMResult:
         step,
         (params, np.zeros(len(lb0), int)),
         lb0,
-        float(est.tol),
+        float(hyper[3]),
         int(est.max_iter),
         criterion="change",
+        rtol=float(hyper[5]),
         trace_len=int(est.max_iter),
         report=live if report else None,
     )

@@ -261,7 +261,7 @@ def refine_fit(est, fd, params: Params, masks_batch: Masks, hyper, trace_len: in
     masks = jax.tree_util.tree_map(lambda a: a[0], masks_batch)
     max_moves = k if est.refine_max_moves is None else est.refine_max_moves
     n_cand = est.refine_candidates
-    reg, floor, step, tol, _ = hyper
+    reg, floor, step, tol, _, rtol = hyper
     ll = float(_loglik(fd, K.stack_trees([params]))[0])
     accept_tol = max(float(est.tol), 1e-10 * abs(ll))
     moves, trace = [], []
@@ -281,10 +281,10 @@ def refine_fit(est, fd, params: Params, masks_batch: Masks, hyper, trace_len: in
                 jax.tree_util.tree_map(lambda m, s=sel: m * jnp.asarray(s, m.dtype), masks)
             )
         lb0 = jnp.full((n_cand,), -jnp.inf, fd.dtype)
-        h_part = (reg, floor, step, tol, jnp.asarray(PARTIAL_EM_ITER, jnp.int32))
+        h_part = (reg, floor, step, tol, jnp.asarray(PARTIAL_EM_ITER, jnp.int32), rtol)
         part = fd.run_em(K.stack_trees(starts), K.stack_trees(pmasks), lb0, h_part, trace_len)
         full_masks = K.stack_trees([masks] * n_cand)
-        h_full = (reg, floor, step, tol, jnp.asarray(est.max_iter, jnp.int32))
+        h_full = (reg, floor, step, tol, jnp.asarray(est.max_iter, jnp.int32), rtol)
         res = fd.run_em(part.params, full_masks, lb0, h_full, trace_len)
         lls = _loglik(fd, res.params)
         lls = np.where(np.isfinite(lls), lls, -np.inf)

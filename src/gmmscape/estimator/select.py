@@ -266,7 +266,8 @@ def select(
     criterion: str = "bic",
     init_params: str = "hc",
     sample_weight=None,
-    tol: float = 1e-6,
+    tol: float = 1e-5,
+    tol_type: str = "relative",
     max_iter: int = 1000,
     reg_covar: float = 0.0,
     n_init: int = 1,
@@ -279,8 +280,9 @@ def select(
     The R equivalent is ``mclustBIC(X, G = n_components, modelNames =
     covariance_types)`` followed by ``Mclust``'s choice: with the defaults, every fit
     starts from the partition of mclust's hierarchical clustering (one tree for the
-    whole grid, see :mod:`gmmscape.estimator._hc`) and runs without regularization, and
-    a fit whose covariance collapses counts as failed (NaN), as mclust's NA.
+    whole grid, see :mod:`gmmscape.estimator._hc`), stops by mclust's rule and runs
+    without regularization, and a fit whose covariance collapses counts as failed (NaN),
+    as mclust's NA.
 
     Parameters
     ----------
@@ -297,9 +299,13 @@ def select(
         Initialization of every fit (see :class:`GaussianMixture`).
     sample_weight : array-like of shape (n_samples,), optional
         Point weights; the criteria then use ``n = sum(sample_weight)``.
-    tol : float, default 1e-6
-        EM stops when the mean log-likelihood changes by less (mclust: 1e-5 relative
-        change of the total).
+    tol : float, default 1e-5
+    tol_type : {"relative", "absolute"}, default "relative"
+        EM's stopping rule (see :class:`GaussianMixture`). The defaults are mclust's:
+        stop when the total log-likelihood ``L`` changes by less than ``tol (1 + |L|)``;
+        from the same start, each fit then takes mclust's iterations.
+        ``tol_type="absolute"``: when the mean log-likelihood changes by less than
+        ``tol`` (scikit-learn's rule, whose default is ``tol=1e-3``).
     max_iter : int, default 1000
     reg_covar : float, default 0.0
         Added to every covariance diagonal (mclust: none).
@@ -339,7 +345,7 @@ def select(
         raise ValueError(f"X has {n_rows} rows, fewer than the smallest k = {min(ks)}.")
     w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
     n_eff = float(n_rows if w is None else w.sum())
-    settings = dict(init_params=init_params, tol=tol, max_iter=max_iter,
+    settings = dict(init_params=init_params, tol=tol, tol_type=tol_type, max_iter=max_iter,
                     reg_covar=reg_covar, n_init=n_init, random_state=random_state,
                     **estimator_params)  # fmt: skip
     shape = (len(models), len(ks))
