@@ -490,3 +490,82 @@ def chunked_log_prob(xc, params, *, cov_type, posterior=False):
         return normalize_log(lw) if posterior else lw
 
     return jax.lax.map(one, xc)
+
+
+class GridResult(NamedTuple):
+    """The outcome of :func:`fit_from_labels` for each start of a batch.
+
+    Attributes
+    ----------
+    em : EMResult
+        EM from each start (leading batch axis b).
+    log_density : array of shape (b, n_chunks, m)
+        ``log p(x)`` of every point under each start's final parameters.
+    zmax : array of shape (b, n_chunks, m)
+        ``max_k z_ik``, the largest responsibility of every point (the ICL's term).
+    """
+
+    em: EMResult
+    log_density: jax.Array
+    zmax: jax.Array
+
+
+@partial(jax.jit, static_argnames=("k", "cov_type", "algorithm", "max_iter"))
+def fit_from_labels(
+    xc, wc, lc, wsum, active, masks, reg_covar, floor, hyper, *, k, cov_type, algorithm,
+    max_iter,
+) -> GridResult:  # fmt: skip
+    """Start, EM and posterior summary of a batch of hard partitions, as one program.
+
+    Each start ``j`` is :func:`init_from_labels` of its labels ``lc[j]`` with its own real
+    components ``active[j]`` (the others padding: weight 0, never updated), then
+    :func:`em_batch` from all of them at once, then :func:`chunked_log_prob` at each
+    start's final parameters. Starts of different numbers of components padded to the
+    same ``k`` (a grid over ``n_components``, :func:`gmmscape.select`) are one batch, so
+    the grid of a covariance model costs one program instead of three per component
+    bucket.
+
+    Parameters
+    ----------
+    xc : array of shape (n_chunks, m, d)
+    wc : array of shape (n_chunks, m)
+    lc : int array of shape (b, n_chunks, m)
+        Component of each point in each start; -1 for none.
+    wsum : array of shape ()
+        Total weight.
+    active : array of shape (b, k)
+        1.0 for each start's real components, 0.0 for its padding.
+    masks : Masks
+        With a leading batch axis b (0 for padding and frozen parameters).
+    reg_covar, floor : arrays of shape () and (d,) (or () for spherical)
+        As :func:`params_from_moments`.
+    hyper : tuple of arrays of shape ()
+        As :func:`em_batch`.
+    k : int
+        Components (padded) of every start.
+    cov_type : str
+    algorithm : {"em", "gradient_em"}
+    max_iter : int
+        Length of the trace buffer.
+
+    Returns
+    -------
+    GridResult
+    """
+
+    def start(lab, act):
+        return init_from_labels(xc, wc, lab, wsum, act, reg_covar, floor, k=k, cov_type=cov_type)
+
+    params = jax.vmap(start)(lc, active)
+    lb0 = jnp.full(lc.shape[:1], -jnp.inf, xc.dtype)
+    res = em_batch(
+        xc, wc, params, masks, lb0, hyper, cov_type=cov_type, algorithm=algorithm,
+        max_iter=max_iter,
+    )  # fmt: skip
+
+    def summary(p):
+        log_dens, resp = chunked_log_prob(xc, p, cov_type=cov_type, posterior=True)
+        return log_dens, jnp.max(resp, axis=-1)
+
+    log_dens, zmax = jax.vmap(summary)(res.params)
+    return GridResult(res, log_dens, zmax)
