@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gmmscape._program_store import stored_jit
 from gmmscape.core import families
 from gmmscape.core.families import collapse_floor, floor_rel  # noqa: F401 (K.* API)
 from gmmscape.core.mixture import Masks, Params
@@ -277,7 +278,7 @@ def params_from_moments(wsum, nk, s1, s2, active, reg_covar, floor, *, cov_type:
     return Params(weights, means, cov, pc)
 
 
-@partial(jax.jit, static_argnames=("k", "cov_type"))
+@stored_jit(static_argnames=("k", "cov_type"))
 def init_from_labels(xc, wc, lc, wsum, active, reg_covar, floor, *, k: int, cov_type: str):
     """:func:`params_from_moments` of hard assignments (:func:`scan_label_moments`), as
     one compiled program.
@@ -371,7 +372,7 @@ def _em_one(xc, wc, params, masks, lb0, hyper, start, cov_type, algorithm, max_i
     return EMResult(p, out.value, out.trace, out.it, out.done, nbad)
 
 
-@partial(jax.jit, static_argnames=("cov_type", "algorithm", "max_iter", "report"))
+@stored_jit(static_argnames=("cov_type", "algorithm", "max_iter", "report"))
 def em_batch(
     xc, wc, params, masks, lb0, hyper, *, cov_type, algorithm, max_iter, report=0
 ) -> EMResult:
@@ -466,7 +467,7 @@ def host_step(parts, params, masks, active, hyper, *, cov_type, algorithm):
     return jax.tree_util.tree_map(keep, new, params), st.ll / st.w, bad
 
 
-@partial(jax.jit, static_argnames=("cov_type", "posterior"))
+@stored_jit(static_argnames=("cov_type", "posterior"))
 def chunked_log_prob(xc, params, *, cov_type, posterior=False):
     """:func:`gmmscape.core.stats.family_log_prob` of every point, chunk by chunk with ``lax.map``.
 
@@ -510,7 +511,7 @@ class GridResult(NamedTuple):
     zmax: jax.Array
 
 
-@partial(jax.jit, static_argnames=("k", "cov_type", "algorithm", "max_iter"))
+@stored_jit(static_argnames=("k", "cov_type", "algorithm", "max_iter"))
 def fit_from_labels(
     xc, wc, lc, wsum, active, masks, reg_covar, floor, hyper, *, k, cov_type, algorithm,
     max_iter,
