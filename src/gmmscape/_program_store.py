@@ -77,28 +77,48 @@ def store_dir() -> Path | None:
     return Path(cache) / FOLDER
 
 
+#: NamedTuple types that programs take or return (:func:`register_types`).
+_TYPES: list = []
+
+
+def register_types(*types) -> None:
+    """Declare the NamedTuple pytrees that stored programs take or return, so that their
+    trees can be serialized (``jax.export.register_namedtuple_serialization``).
+
+    Parameters
+    ----------
+    *types : NamedTuple classes
+    """
+    _TYPES.extend(t for t in types if t not in _TYPES)
+    if _can_serialize():
+        _register_pending()
+
+
+_REGISTERED: set = set()
+
+
+def _register_pending() -> None:
+    from jax import export
+
+    for t in _TYPES:
+        if t in _REGISTERED:
+            continue
+        try:
+            name = f"{t.__module__}.{t.__qualname__}"
+            export.register_namedtuple_serialization(t, serialized_name=name)
+        except ValueError:  # registered already
+            pass
+        _REGISTERED.add(t)
+
+
 @functools.cache
 def _can_serialize() -> bool:
     try:
         import flatbuffers  # noqa: F401  (what jax.export's serialization needs)
-        from jax import export
+        from jax import export  # noqa: F401
     except ImportError:
         return False
-    from gmmscape.core.mixture import Masks, Params
-    from gmmscape.core.stats import Stats
-
-    types = [Params, Masks, Stats]
-    try:
-        from gmmscape.estimator._kernels import EMResult, GridResult
-
-        types += [EMResult, GridResult]
-    except ImportError:  # pragma: no cover
-        pass
-    for t in types:
-        try:
-            export.register_namedtuple_serialization(t, serialized_name=f"gmmscape.{t.__name__}")
-        except ValueError:  # registered already
-            pass
+    _register_pending()
     return True
 
 

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmmscape._program_store import stored_jit
+from gmmscape._program_store import register_types, stored_jit
 from gmmscape.core import families
 from gmmscape.core.families import collapse_floor, floor_rel  # noqa: F401 (K.* API)
 from gmmscape.core.mixture import Masks, Params
@@ -570,3 +570,7 @@ def fit_from_labels(
 
     log_dens, zmax = jax.vmap(summary)(res.params)
     return GridResult(res, log_dens, zmax)
+
+
+# the trees the stored programs take and return (gmmscape._program_store)
+register_types(Params, Masks, Stats, EMResult, GridResult)
