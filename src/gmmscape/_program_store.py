@@ -218,7 +218,7 @@ class StoredProgram:
                 k: v for k, v in kwargs.items() if k not in self._static
             }))  # fmt: skip
             try:
-                exp = export.export(jax.jit(flat), platforms=[jax.default_backend()])(*leaves)
+                exp = export.export(jax.jit(flat))(*leaves)  # for the default platform
                 blob = exp.serialize()
             except Exception:  # host callbacks, effects, ...: plain jit
                 counts["fallback"] += 1
@@ -246,7 +246,7 @@ def _read(path: Path, avals):
         got = tuple((tuple(a.shape), str(a.dtype)) for a in exp.in_avals)
         if got != tuple((shape, dtype) for shape, dtype, _ in avals):
             return None
-        if jax.default_backend() not in exp.platforms:
+        if export.default_export_platform() not in exp.platforms:
             return None
     except Exception:  # a corrupt entry of any kind: export again
         counts["fallback"] += 1
