@@ -47,6 +47,7 @@ UTILITIES = {
     "gmmscape._compilation_cache",
     "gmmscape._files",
     "gmmscape._lazy",
+    "gmmscape._program_store",
     "gmmscape._validation",
 }
 

@@ -737,38 +737,9 @@ default "kmeans"
         elif _is_file(X):
             fd, Xinit, winit = self._prepare_files(X, sample_weight, dtype, n, d)
         else:
-            X = np.asarray(X, dtype=dtype)
-            w = _check_sample_weight(sample_weight, X, dtype=dtype)
-            if (w < 0).any():
-                raise ValueError("sample_weight must be non-negative.")
-            if not w.sum() > 0:
-                raise ValueError("sample_weight must not be all zero.")
-            with np.errstate(over="ignore", invalid="ignore"):
-                offset, var = weighted_mean_var(X, w)
-            self._check_scale(var, X.min(axis=0), X.max(axis=0), offset, n, dtype)
-            fd = _FitData(
-                self.covariance_type,
-                self.algorithm,
-                dtype,
-                offset.astype(dtype),
-                n,
-                d,
-                k,
-                K.collapse_floor(var, dtype, self.covariance_type),
-                col_var=var,
-                wsum=float(np.sum(w, dtype=np.float64)),
-            )
-            Xinit, winit = X, w
             do_init = not (self.warm_start and hasattr(self, "converged_"))
-            fd.k_pad = K.component_bucket(k, n, d)
-            fd.data = sources.Chunks.from_arrays(
-                X,
-                w,
-                k=fd.k_pad,
-                n_batch=self.n_init if do_init else 1,
-                chunk_size=self.chunk_size,
-                offset=fd.offset,
-                n_threads=self.n_threads,
+            fd, Xinit, winit = self._prepare_memory(
+                X, sample_weight, dtype, n, d, self.n_init if do_init else 1
             )
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         starts = []
@@ -785,6 +756,51 @@ default "kmeans"
             lb0 = np.full((1,), self.lower_bound_, dtype)
         masks = K.stack_trees([self._update_masks(freeze, dtype)] * len(starts))
         return fd, K.stack_trees(starts), masks, lb0
+
+    def _prepare_memory(self, X, sample_weight, dtype, n, d, n_batch: int, k_pad=None):
+        """An in-memory fit: the weights checked, the column moments, and the centered
+        points on the device, chunked for ``n_batch`` starts of ``k_pad`` components
+        (default ``K.component_bucket(n_components, n, d)``).
+
+        Returns
+        -------
+        fd : _FitData
+        X, w : ndarrays of shape (n, d) and (n,)
+            The points and weights in ``dtype`` (what the starts are computed from).
+        """
+        k = self.n_components
+        X = np.asarray(X, dtype=dtype)
+        w = _check_sample_weight(sample_weight, X, dtype=dtype)
+        if (w < 0).any():
+            raise ValueError("sample_weight must be non-negative.")
+        if not w.sum() > 0:
+            raise ValueError("sample_weight must not be all zero.")
+        with np.errstate(over="ignore", invalid="ignore"):
+            offset, var = weighted_mean_var(X, w)
+        self._check_scale(var, X.min(axis=0), X.max(axis=0), offset, n, dtype)
+        fd = _FitData(
+            self.covariance_type,
+            self.algorithm,
+            dtype,
+            offset.astype(dtype),
+            n,
+            d,
+            k,
+            K.collapse_floor(var, dtype, self.covariance_type),
+            col_var=var,
+            wsum=float(np.sum(w, dtype=np.float64)),
+        )
+        fd.k_pad = K.component_bucket(k, n, d) if k_pad is None else max(int(k_pad), k)
+        fd.data = sources.Chunks.from_arrays(
+            X,
+            w,
+            k=fd.k_pad,
+            n_batch=n_batch,
+            chunk_size=self.chunk_size,
+            offset=fd.offset,
+            n_threads=self.n_threads,
+        )
+        return fd, X, w
 
     @staticmethod
     def _check_scale(var, lo, hi, offset, n, dtype):

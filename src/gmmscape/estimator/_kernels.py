@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gmmscape._program_store import register_types, stored_jit
 from gmmscape.core import families
 from gmmscape.core.families import collapse_floor, floor_rel  # noqa: F401 (K.* API)
 from gmmscape.core.mixture import Masks, Params
@@ -277,7 +278,7 @@ def params_from_moments(wsum, nk, s1, s2, active, reg_covar, floor, *, cov_type:
     return Params(weights, means, cov, pc)
 
 
-@partial(jax.jit, static_argnames=("k", "cov_type"))
+@stored_jit(static_argnames=("k", "cov_type"))
 def init_from_labels(xc, wc, lc, wsum, active, reg_covar, floor, *, k: int, cov_type: str):
     """:func:`params_from_moments` of hard assignments (:func:`scan_label_moments`), as
     one compiled program.
@@ -371,7 +372,7 @@ def _em_one(xc, wc, params, masks, lb0, hyper, start, cov_type, algorithm, max_i
     return EMResult(p, out.value, out.trace, out.it, out.done, nbad)
 
 
-@partial(jax.jit, static_argnames=("cov_type", "algorithm", "max_iter", "report"))
+@stored_jit(static_argnames=("cov_type", "algorithm", "max_iter", "report"))
 def em_batch(
     xc, wc, params, masks, lb0, hyper, *, cov_type, algorithm, max_iter, report=0
 ) -> EMResult:
@@ -467,7 +468,7 @@ def host_step(parts, params, masks, active, hyper, *, cov_type, algorithm):
     return jax.tree_util.tree_map(keep, new, params), st.ll / st.w, bad
 
 
-@partial(jax.jit, static_argnames=("cov_type", "posterior"))
+@stored_jit(static_argnames=("cov_type", "posterior"))
 def chunked_log_prob(xc, params, *, cov_type, posterior=False):
     """:func:`gmmscape.core.stats.family_log_prob` of every point, chunk by chunk with ``lax.map``.
 
@@ -491,3 +492,86 @@ def chunked_log_prob(xc, params, *, cov_type, posterior=False):
         return normalize_log(lw) if posterior else lw
 
     return jax.lax.map(one, xc)
+
+
+class GridResult(NamedTuple):
+    """The outcome of :func:`fit_from_labels` for each start of a batch.
+
+    Attributes
+    ----------
+    em : EMResult
+        EM from each start (leading batch axis b).
+    log_density : array of shape (b, n_chunks, m)
+        ``log p(x)`` of every point under each start's final parameters.
+    zmax : array of shape (b, n_chunks, m)
+        ``max_k z_ik``, the largest responsibility of every point (the ICL's term).
+    """
+
+    em: EMResult
+    log_density: jax.Array
+    zmax: jax.Array
+
+
+@stored_jit(static_argnames=("k", "cov_type", "algorithm", "max_iter"))
+def fit_from_labels(
+    xc, wc, lc, wsum, active, masks, reg_covar, floor, hyper, *, k, cov_type, algorithm,
+    max_iter,
+) -> GridResult:  # fmt: skip
+    """Start, EM and posterior summary of a batch of hard partitions, as one program.
+
+    Each start ``j`` is :func:`init_from_labels` of its labels ``lc[j]`` with its own real
+    components ``active[j]`` (the others padding: weight 0, never updated), then
+    :func:`em_batch` from all of them at once, then :func:`chunked_log_prob` at each
+    start's final parameters. Starts of different numbers of components padded to the
+    same ``k`` (a grid over ``n_components``, :func:`gmmscape.select`) are one batch, so
+    the grid of a covariance model costs one program instead of three per component
+    bucket.
+
+    Parameters
+    ----------
+    xc : array of shape (n_chunks, m, d)
+    wc : array of shape (n_chunks, m)
+    lc : int array of shape (b, n_chunks, m)
+        Component of each point in each start; -1 for none.
+    wsum : array of shape ()
+        Total weight.
+    active : array of shape (b, k)
+        1.0 for each start's real components, 0.0 for its padding.
+    masks : Masks
+        With a leading batch axis b (0 for padding and frozen parameters).
+    reg_covar, floor : arrays of shape () and (d,) (or () for spherical)
+        As :func:`params_from_moments`.
+    hyper : tuple of arrays of shape ()
+        As :func:`em_batch`.
+    k : int
+        Components (padded) of every start.
+    cov_type : str
+    algorithm : {"em", "gradient_em"}
+    max_iter : int
+        Length of the trace buffer.
+
+    Returns
+    -------
+    GridResult
+    """
+
+    def start(lab, act):
+        return init_from_labels(xc, wc, lab, wsum, act, reg_covar, floor, k=k, cov_type=cov_type)
+
+    params = jax.vmap(start)(lc, active)
+    lb0 = jnp.full(lc.shape[:1], -jnp.inf, xc.dtype)
+    res = em_batch(
+        xc, wc, params, masks, lb0, hyper, cov_type=cov_type, algorithm=algorithm,
+        max_iter=max_iter,
+    )  # fmt: skip
+
+    def summary(p):
+        log_dens, resp = chunked_log_prob(xc, p, cov_type=cov_type, posterior=True)
+        return log_dens, jnp.max(resp, axis=-1)
+
+    log_dens, zmax = jax.vmap(summary)(res.params)
+    return GridResult(res, log_dens, zmax)
+
+
+# the trees the stored programs take and return (gmmscape._program_store)
+register_types(Params, Masks, Stats, EMResult, GridResult)

@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
-from gmmscape.estimator._gaussian_mixture import CollapseWarning, GaussianMixture
+from gmmscape.estimator import _grid
+from gmmscape.estimator._gaussian_mixture import GaussianMixture
 
 #: mclust's fourteen models, in mclust's order (``mclust.options("emModelNames")``).
 MODELS = (
@@ -273,6 +272,7 @@ def select(
     n_init: int = 1,
     random_state=None,
     progress=None,
+    batch: bool = True,
     **estimator_params,
 ) -> Selection:
     """Fit every (covariance model, number of components) and pick the best by BIC or ICL.
@@ -315,7 +315,12 @@ def select(
         For random initializations.
     progress : callable, optional
         Called as ``progress(model, k, row)`` after each fit (``row`` as in
-        :meth:`Selection.rows`).
+        :meth:`Selection.rows`), model by model.
+    batch : bool, default True
+        Fit all k of one model as one padded, vmapped batch, one compiled program per
+        model, where that gives the same fits (partition starts, in-memory data small
+        enough, see :mod:`gmmscape.estimator._grid`); False fits each (model, k) with
+        :meth:`GaussianMixture.fit` on its own. The table is the same up to rounding.
     **estimator_params
         Further :class:`GaussianMixture` parameters (``dtype``, ``chunk_size``,
         ``n_threads``, ...).
@@ -354,32 +359,41 @@ def select(
     conv = np.zeros(shape, bool)
     n_iter = np.zeros(shape, np.int64)
     reasons = np.full(shape, "", dtype=object)
+    fitted = np.full(shape, None, dtype=object)
     best, best_val, best_at = None, -np.inf, None
     t_all = time.perf_counter()
-    for j, k in enumerate(ks):
-        for i, model in enumerate(models):
-            t0 = time.perf_counter()
-            gm = GaussianMixture(k, covariance_type=model, **settings)
-            npar[i, j] = _n_parameters(gm, X.shape[1])
-            if k > n_rows:
-                reasons[i, j] = f"k = {k} exceeds the {n_rows} rows"
+    fits = [k for k in ks if k <= n_rows]
+    use_grid = batch and _grid.batchable(X, fits, settings)
+    for i, model in enumerate(models):
+        cells = _grid.fit_grid(X, w, model, fits, settings) if use_grid else None
+        by_k = {} if cells is None else dict(zip(fits, cells, strict=True))
+        for j, k in enumerate(ks):
+            if k in by_k:
+                cell = by_k[k]
+            elif k > n_rows:
+                cell = _grid.Cell(None, f"k = {k} exceeds the {n_rows} rows", None, None, 0.0)
             else:
-                reasons[i, j] = _fit_one(gm, X, w)
-            if not reasons[i, j]:
-                log_dens, log_zmax = _posterior_summary(gm, X)
+                cell = _fit_one(GaussianMixture(k, covariance_type=model, **settings), X, w)
+            gm = cell.estimator
+            npar[i, j] = _n_parameters(GaussianMixture(k, covariance_type=model), X.shape[1])
+            reasons[i, j] = cell.reason
+            if not cell.reason:
                 ones = np.ones(n_rows) if w is None else w
-                ll = float(log_dens @ ones)
+                ll = float(cell.log_density @ ones)
                 loglik[i, j] = ll
                 bic[i, j] = 2.0 * ll - npar[i, j] * math.log(n_eff)
-                icl[i, j] = bic[i, j] + 2.0 * float(log_zmax @ ones)
+                icl[i, j] = bic[i, j] + 2.0 * float(cell.log_zmax @ ones)
                 conv[i, j], n_iter[i, j] = gm.converged_, gm.n_iter_
-                val = bic[i, j] if criterion == "bic" else icl[i, j]
-                if np.isfinite(val) and val > best_val:
-                    best, best_val, best_at = gm, val, (model, k)
-            secs[i, j] = time.perf_counter() - t0
+                fitted[i, j] = gm
+            secs[i, j] = cell.seconds
             if progress is not None:
                 progress(model, k, {"loglik": loglik[i, j], "bic": bic[i, j],
                                     "reason": reasons[i, j]})  # fmt: skip
+    for j in range(len(ks)):  # the first best in the order (k, model), as mclust's table
+        for i, model in enumerate(models):
+            val = bic[i, j] if criterion == "bic" else icl[i, j]
+            if np.isfinite(val) and val > best_val:
+                best, best_val, best_at = fitted[i, j], val, (model, ks[j])
     return Selection(
         models=models, n_components=ks, n_samples=n_eff, loglik=loglik, n_parameters=npar,
         bic=bic, icl=icl, converged=conv, n_iter=n_iter, seconds=secs,
@@ -409,20 +423,11 @@ def _n_parameters(gm: GaussianMixture, d: int) -> int:
     return int(families.get(gm.covariance_type).n_cov_params(k, d) + k * d + k - 1)
 
 
-def _fit_one(gm: GaussianMixture, X, w) -> str:
-    """Fit ``gm``; the reason it failed, or "" (a convergence warning is no failure)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            gm.fit(X, sample_weight=w)
-        except ValueError as exc:
-            return f"failed: {str(exc).split('. ')[0]}"
-    for c in caught:
-        if issubclass(c.category, CollapseWarning):
-            return (
-                f"singular covariance ({gm.n_collapsed_} collapsed update(s); "
-                f"reg_covar={gm.reg_covar:g})"
-            )
-    if any(issubclass(c.category, ConvergenceWarning) for c in caught):
-        return ""  # kept, flagged by converged = False
-    return ""
+def _fit_one(gm: GaussianMixture, X, w) -> _grid.Cell:
+    """Fit ``gm`` on its own: the fitted cell, or the reason it failed."""
+    t0 = time.perf_counter()
+    reason = _grid.finish_recorded(gm, lambda: gm.fit(X, sample_weight=w))
+    log_dens = log_zmax = None
+    if not reason:
+        log_dens, log_zmax = _posterior_summary(gm, X)
+    return _grid.Cell(gm, reason, log_dens, log_zmax, time.perf_counter() - t0)

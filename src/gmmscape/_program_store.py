@@ -1,0 +1,288 @@
+"""Compiled programs loaded without tracing: a store of exported StableHLO beside the cache.
+
+JAX's persistent compilation cache (:mod:`gmmscape._compilation_cache`) skips the XLA
+compile in a new process, but each program must still be traced (our Python run on
+abstract values) and lowered to StableHLO before its cache key is known: on small data
+that costs several times the EM itself. :func:`stored_jit` wraps a function like
+``jax.jit`` and, the first time a process calls it with given static arguments and
+argument shapes, looks for the program's serialized :class:`jax.export.Exported` in the
+store; found, the program is ``jax.jit(exported.call)``, which only wraps the stored
+module (no tracing of our code) and then loads from the compilation cache as before.
+Not found, the function is exported once, written to the store and called the same way.
+
+An entry is named by a hash of everything that determines the program: the function,
+its static arguments, the argument tree, shapes, dtypes and weak types, the platform,
+the jax and jaxlib versions, the relevant JAX settings (``jax_enable_x64``, ...) and the
+content of gmmscape's source files. So a stale entry cannot be found, and a corrupt or
+mismatched one (unreadable bytes, other shapes or platform) is ignored and rewritten:
+the call then traces as ``jax.jit`` does and gives the same result. Entries are written
+to a temporary file and renamed, so a reader never sees half a file. Any failure (no
+``flatbuffers`` package, which JAX's serialization needs; a read-only directory; a
+program that cannot be exported, such as one with host callbacks) falls back silently
+to plain ``jax.jit``.
+
+The store is the ``exported`` folder of the compilation cache directory; it is off when
+the cache is off, or when ``GMMSCAPE_PROGRAM_STORE=0`` (or false / no / off). Deleting it
+is always safe.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import jax
+
+#: Environment variable that turns the store off when set to 0 / false / no / off.
+ENV_SWITCH = "GMMSCAPE_PROGRAM_STORE"
+#: Subfolder of the compilation cache directory that holds the exported programs.
+FOLDER = "exported"
+#: Name prefix of the thin programs that call a stored one (what JAX's trace events and
+#: ``jax_log_compiles`` show for them).
+WRAPPER_PREFIX = "stored_"
+#: JAX settings that change what a traced program computes.
+_CONFIG = (
+    "jax_enable_x64",
+    "jax_default_matmul_precision",
+    "jax_numpy_rank_promotion",
+    "jax_numpy_dtype_promotion",
+    "jax_default_prng_impl",
+    "jax_threefry_partitionable",
+)
+
+#: Statistics of this process: entries loaded, exported (and written), and fallbacks.
+counts = {"loaded": 0, "exported": 0, "fallback": 0}
+
+
+def _off(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("0", "false", "no", "off")
+
+
+def store_dir() -> Path | None:
+    """The folder of exported programs, or None when the store is off.
+
+    Returns
+    -------
+    pathlib.Path or None
+        ``<jax_compilation_cache_dir>/exported`` (see :mod:`gmmscape._compilation_cache`).
+    """
+    if _off(os.environ.get(ENV_SWITCH)):
+        return None
+    cache = jax.config.jax_compilation_cache_dir
+    if not cache:
+        return None
+    return Path(cache) / FOLDER
+
+
+#: NamedTuple types that programs take or return (:func:`register_types`).
+_TYPES: list = []
+
+
+def register_types(*types) -> None:
+    """Declare the NamedTuple pytrees that stored programs take or return, so that their
+    trees can be serialized (``jax.export.register_namedtuple_serialization``).
+
+    Parameters
+    ----------
+    *types : NamedTuple classes
+    """
+    _TYPES.extend(t for t in types if t not in _TYPES)
+    if _can_serialize():
+        _register_pending()
+
+
+_REGISTERED: set = set()
+
+
+def _register_pending() -> None:
+    from jax import export
+
+    for t in _TYPES:
+        if t in _REGISTERED:
+            continue
+        try:
+            name = f"{t.__module__}.{t.__qualname__}"
+            export.register_namedtuple_serialization(t, serialized_name=name)
+        except ValueError:  # registered already
+            pass
+        _REGISTERED.add(t)
+
+
+@functools.cache
+def _can_serialize() -> bool:
+    try:
+        import flatbuffers  # noqa: F401  (what jax.export's serialization needs)
+        from jax import export  # noqa: F401
+    except ImportError:
+        return False
+    _register_pending()
+    return True
+
+
+@functools.cache
+def _environment() -> str:
+    """What every entry's name depends on besides the call: versions, settings, code."""
+    import jaxlib
+
+    h = hashlib.blake2b(digest_size=16)
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    settings = [(name, str(getattr(jax.config, name, None))) for name in _CONFIG]
+    return repr(
+        (jax.__version__, jaxlib.__version__, jax.default_backend(), settings, h.hexdigest())
+    )
+
+
+def _aval(x) -> tuple:
+    a = jax.typeof(x)
+    return (tuple(a.shape), str(a.dtype), bool(getattr(a, "weak_type", False)))
+
+
+class StoredProgram:
+    """A function compiled like ``jax.jit(fn, static_argnames=...)``, whose programs are
+    loaded from the store when it has them (see the module doc).
+
+    Parameters
+    ----------
+    fn : callable
+        A pure function of arrays (and the static arguments, passed by keyword).
+    static_argnames : tuple of str
+        Arguments compiled into the program (hashable), passed by keyword.
+    """
+
+    def __init__(self, fn, static_argnames=()):
+        self._fn = fn
+        self._static = tuple(static_argnames)
+        self._jit = jax.jit(fn, static_argnames=self._static)
+        self._calls: dict = {}
+        functools.update_wrapper(self, fn)
+
+    def __getattr__(self, name):  # lower, trace, ... of the jitted function
+        return getattr(self._jit, name)
+
+    def _cache_size(self) -> int:
+        """Programs this process holds for the function (stored and plainly jitted)."""
+        return len(self._calls) + self._jit._cache_size()
+
+    def __call__(self, *args, **kwargs):
+        folder = store_dir()
+        leaves, tree = jax.tree_util.tree_flatten((args, {
+            k: v for k, v in kwargs.items() if k not in self._static
+        }))  # fmt: skip
+        if (
+            folder is None
+            or any(isinstance(x, jax.core.Tracer) for x in leaves)
+            or not _can_serialize()
+        ):
+            return self._jit(*args, **kwargs)
+        static = tuple(sorted((k, v) for k, v in kwargs.items() if k in self._static))
+        key = (tree, tuple(_aval(x) for x in leaves), static)
+        call = self._calls.get(key)
+        if call is None:
+            call = self._calls[key] = self._prepare(folder, key, args, kwargs, tree)
+        if call is False:
+            return self._jit(*args, **kwargs)
+        return call(*leaves)
+
+    def entry_name(self, key) -> str:
+        """The file name of the program for ``key`` (tree, avals, static arguments)."""
+        tree, avals, static = key
+        fn = f"{self._fn.__module__}.{self._fn.__qualname__}"
+        text = repr((fn, str(tree), avals, static, _environment()))
+        return hashlib.blake2b(text.encode(), digest_size=20).hexdigest() + ".jaxexp"
+
+    def _prepare(self, folder: Path, key, args, kwargs, tree):
+        """``jax.jit(exported.call)`` for ``key``, loaded or exported now; False if the
+        program cannot be stored (the call then goes to plain ``jax.jit``)."""
+        from jax import export
+
+        path = folder / self.entry_name(key)
+        exp = _read(path, key[1])
+        if exp is not None:
+            counts["loaded"] += 1
+        else:
+            static = dict(key[2])
+
+            def flat(*leaves):
+                a, kw = jax.tree_util.tree_unflatten(tree, leaves)
+                return self._fn(*a, **kw, **static)
+
+            flat.__name__ = flat.__qualname__ = self._fn.__name__
+
+            leaves = jax.tree_util.tree_leaves((args, {
+                k: v for k, v in kwargs.items() if k not in self._static
+            }))  # fmt: skip
+            try:
+                exp = export.export(jax.jit(flat))(*leaves)  # for the default platform
+                blob = exp.serialize()
+            except Exception:  # host callbacks, effects, ...: plain jit
+                counts["fallback"] += 1
+                return False
+            _write(path, blob)
+            counts["exported"] += 1
+
+        def run(*leaves):  # traced in a blink: it only wraps the stored module
+            return exp.call(*leaves)
+
+        run.__name__ = run.__qualname__ = WRAPPER_PREFIX + self._fn.__name__
+        return jax.jit(run)
+
+
+def _read(path: Path, avals):
+    """The exported program stored at ``path`` if it is readable and takes ``avals``."""
+    from jax import export
+
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        exp = export.deserialize(bytearray(blob))
+        got = tuple((tuple(a.shape), str(a.dtype)) for a in exp.in_avals)
+        if got != tuple((shape, dtype) for shape, dtype, _ in avals):
+            return None
+        if export.default_export_platform() not in exp.platforms:
+            return None
+    except Exception:  # a corrupt entry of any kind: export again
+        counts["fallback"] += 1
+        return None
+    return exp
+
+
+def _write(path: Path, blob: bytes) -> None:
+    """Write ``blob`` to ``path`` atomically (a temporary file renamed); failures are
+    ignored (the store is an optimization)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:
+        pass
+
+
+def stored_jit(fn=None, *, static_argnames=()):
+    """Decorator: ``jax.jit`` whose programs are kept in the store (module doc).
+
+    Parameters
+    ----------
+    fn : callable, optional
+    static_argnames : tuple of str
+
+    Returns
+    -------
+    StoredProgram, or a decorator making one
+    """
+    if fn is None:
+        return functools.partial(stored_jit, static_argnames=static_argnames)
+    return StoredProgram(fn, static_argnames)

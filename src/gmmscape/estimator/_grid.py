@@ -1,0 +1,233 @@
+"""All numbers of components of one covariance model as one padded, vmapped batch.
+
+:func:`gmmscape.select` fits a grid of (model, k). Fitted one by one, every (model,
+component bucket) pair costs three programs (the start from the partition, the EM loop,
+the posterior), and in a fresh process each program is traced and lowered by JAX before
+the persistent cache can load it: on small data that costs far more than the EM itself.
+Here the starts of every k of one model are padded to one number of components (the
+padded ones have weight 0 and are never updated, ``K.pad_components``), so the grid of a
+model is one batch run by one program, :func:`gmmscape.estimator._kernels.fit_from_labels`
+(start, EM, posterior summary).
+
+The fits are those of :class:`GaussianMixture` with the same settings: the same start,
+the same EM loop and stopping rule per start, the same fitted attributes, warnings and
+failures (:func:`fit_grid` finishes each one with the estimator's own methods). Only the
+rounding differs (the components are blocked differently). Used where every fit of the
+grid starts from a deterministic partition (``init_params="hc"`` or ``"hc_eii"``) of
+in-memory data small enough that padding costs less than compiling; everything else
+goes through :meth:`GaussianMixture.fit` one fit at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from gmmscape._lazy import LazyModule
+from gmmscape.estimator._gaussian_mixture import GaussianMixture, trace_length
+
+jax = LazyModule("jax")
+K = LazyModule("gmmscape.estimator._kernels")
+
+#: One pass of a grid batch over the data (padded rows x padded components x features x
+#: starts) holds at most this many elements; above it each fit runs on its own (the
+#: arithmetic of padding every k to the largest then outweighs a few programs' loading).
+GRID_LIMIT = 2**21
+#: Initializations whose starts are deterministic partitions of the rows.
+PARTITION_INITS = ("hc", "hc_eii")
+
+
+@dataclass
+class Cell:
+    """One fit of a grid.
+
+    Attributes
+    ----------
+    estimator : GaussianMixture
+        Fitted, unless ``reason`` says why not.
+    reason : str
+        Why the fit failed ("" where it did not), in :func:`gmmscape.select`'s words.
+    log_density : ndarray of shape (n_samples,) or None
+        ``log p(x_i)`` under the fit, float64.
+    log_zmax : ndarray of shape (n_samples,) or None
+        ``log max_k z_ik``, float64.
+    seconds : float
+        This fit's share of the batch's wall time.
+    """
+
+    estimator: GaussianMixture
+    reason: str
+    log_density: np.ndarray | None
+    log_zmax: np.ndarray | None
+    seconds: float
+
+
+def batchable(X, ks, settings: dict) -> bool:
+    """Whether every fit of ``ks`` with ``settings`` can run in one :func:`fit_grid` batch.
+
+    True for in-memory NumPy data with a partition start (:data:`PARTITION_INITS`), one
+    initialization, nothing frozen, given or refined, no verbose output, no missing
+    values to handle, at least one iteration, and a batch pass within
+    :data:`GRID_LIMIT` elements.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    ks : sequence of int
+        Numbers of components, each at most ``n_samples``.
+    settings : dict
+        :class:`GaussianMixture` parameters other than ``n_components`` and
+        ``covariance_type``.
+
+    Returns
+    -------
+    bool
+    """
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or not len(ks):
+        return False
+    s = GaussianMixture(**settings).get_params()
+    plain = (
+        s["init_params"] in PARTITION_INITS
+        and s["n_init"] == 1
+        and not s["refine"]
+        and not tuple(s["freeze"])
+        and s["weights_init"] is None
+        and s["means_init"] is None
+        and s["precisions_init"] is None
+        and not s["verbose"]
+        and isinstance(s["max_iter"], (int, np.integer))
+        and s["max_iter"] >= 1
+    )
+    if not plain:
+        return False
+    if s["missing"] == "em" and np.issubdtype(X.dtype, np.floating) and np.isnan(X).any():
+        return False
+    n, d = X.shape
+    if max(ks) > n:
+        return False
+    from gmmscape.core.chunks import chunk_layout
+
+    k_pad = K.component_bucket(max(ks), n, d)
+    rows, n_chunks = chunk_layout(n, k_pad, d, len(ks), s["chunk_size"])
+    return rows * n_chunks * k_pad * d * len(ks) <= GRID_LIMIT
+
+
+def fit_grid(X, sample_weight, model: str, ks, settings: dict) -> list[Cell] | None:
+    """Fit ``GaussianMixture(k, covariance_type=model, **settings)`` for every ``k`` of
+    ``ks`` as one batch (see the module doc).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Data that :func:`batchable` accepts.
+    sample_weight : ndarray of shape (n_samples,) or None
+    model : str
+        Covariance type.
+    ks : sequence of int
+        Numbers of components.
+    settings : dict
+        As :func:`batchable`.
+
+    Returns
+    -------
+    list of Cell, one per ``k`` in order, or None
+        None when the batch cannot be built (invalid settings or data, host-threaded
+        statistics); the caller then fits one by one, which reports the error.
+    """
+    from gmmscape.estimator._hc import hc_labels
+
+    t0 = time.perf_counter()
+    ks = [int(k) for k in ks]
+    ref = GaussianMixture(max(ks), covariance_type=model, **settings)
+    try:
+        ref._validate_params()
+        Xv = ref._validate_X(X, reset=True)
+        n, d = Xv.shape
+        dtype = ref._compute_dtype(np.dtype(Xv.dtype))
+        k_pad = K.component_bucket(max(ks), n, d)
+        fd, Xd, wd = ref._prepare_memory(Xv, sample_weight, dtype, n, d, len(ks), k_pad)
+    except ValueError:
+        return None
+    if fd.data.threads > 1:
+        return None
+    crit = "EII" if ref.init_params == "hc_eii" else "VVV"
+    n_chunks, rows = fd.data.wc.shape
+    lc = np.full((len(ks), n_chunks * rows), -1, np.int32)
+    active = np.zeros((len(ks), k_pad), dtype)
+    for j, k in enumerate(ks):
+        lc[j, :n] = hc_labels(Xd, k, crit)
+        active[j, :k] = 1.0
+    masks = K.Masks(active, active, active)
+    wsum = np.sum(wd, dtype=np.float64).astype(dtype)
+    hyper = fd.hyper(ref.reg_covar, ref.step_size, ref.tol, ref.max_iter, ref.tol_type)
+    out = K.fit_from_labels(
+        fd.data.xc,
+        fd.data.wc,
+        lc.reshape(len(ks), n_chunks, rows),
+        wsum,
+        active,
+        masks,
+        np.asarray(ref.reg_covar, dtype),
+        np.asarray(fd.floor, dtype),
+        hyper,
+        k=k_pad,
+        cov_type=model,
+        algorithm=ref.algorithm,
+        max_iter=trace_length(ref.max_iter),
+    )
+    out = jax.tree_util.tree_map(np.asarray, jax.device_get(out))
+    share = (time.perf_counter() - t0) / len(ks)
+    lb0 = np.full((1,), -np.inf, dtype)
+    tiny = np.finfo(np.float64).tiny
+    cells = []
+    for j, k in enumerate(ks):
+        t1 = time.perf_counter()
+        em = jax.tree_util.tree_map(lambda a, j=j: a[j : j + 1], out.em)
+        em = em._replace(params=K.unpad_components(em.params, k, model))
+        gm = GaussianMixture(k, covariance_type=model, **settings)
+        gm._validate_X(X, reset=True)
+        reason = finish_recorded(gm, lambda gm=gm, em=em: gm._finish(gm._keep_best(em, lb0), fd))
+        log_dens = log_zmax = None
+        if not reason:
+            log_dens = out.log_density[j].reshape(-1)[:n].astype(np.float64)
+            log_zmax = np.log(np.maximum(out.zmax[j].reshape(-1)[:n].astype(np.float64), tiny))
+        cells.append(Cell(gm, reason, log_dens, log_zmax, share + time.perf_counter() - t1))
+    return cells
+
+
+def finish_recorded(gm: GaussianMixture, fit) -> str:
+    """Run ``fit()`` (a fit of ``gm``, or its last step) and say why it failed, or "".
+
+    A covariance that collapsed (a :class:`CollapseWarning`) is a failure, as mclust's
+    NA; so is a ``ValueError`` (non-finite parameters, bad data); a convergence warning
+    is not (the fit is kept, flagged by ``converged_``).
+
+    Parameters
+    ----------
+    gm : GaussianMixture
+    fit : callable
+        Called with no arguments.
+
+    Returns
+    -------
+    str
+    """
+    import warnings
+
+    from gmmscape.estimator._gaussian_mixture import CollapseWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fit()
+        except ValueError as exc:
+            return f"failed: {str(exc).split('. ')[0]}"
+    for c in caught:
+        if issubclass(c.category, CollapseWarning):
+            return (
+                f"singular covariance ({gm.n_collapsed_} collapsed update(s); "
+                f"reg_covar={gm.reg_covar:g})"
+            )
+    return ""
