@@ -41,8 +41,9 @@ def direct(X, model, k, w=None, **extra):
     return gm, False, ll, zlog
 
 
-def check_against_direct(res, X, w=None, **extra):
-    assert _grid.batchable(X, list(res.n_components), {**SETTINGS, **extra})
+def check_against_direct(res, X, w=None, whole=True, **extra):
+    ks = list(res.n_components)
+    assert _grid.batchable(X, ks, {**SETTINGS, **extra}) == whole
     n_eff = len(X) if w is None else w.sum()
     for i, model in enumerate(res.models):
         for j, k in enumerate(res.n_components):
@@ -129,3 +130,29 @@ def test_k_above_the_rows_is_reported_and_the_rest_batched():
 def test_full_faithful_grid_equals_fits_one_by_one():
     X = faithful()
     check_against_direct(gmmscape.select(X, range(1, 10)), X)
+
+
+def test_larger_data_runs_batches_of_one_equal_to_fits_one_by_one():
+    # too large for one padded batch of k = 2, 3; each (model, k) is then a batch of one
+    rng = np.random.default_rng(5)
+    X = np.concatenate([rng.normal(0.0, 1.0, (60_000, 5)), rng.normal(4.0, 0.5, (40_000, 5))])
+    assert not _grid.batchable(X, [2, 3], SETTINGS)
+    assert _grid.batchable(X, [2], SETTINGS) and _grid.batchable(X, [3], SETTINGS)
+    res = gmmscape.select(X, [2, 3], ["EII", "VVV"])
+    check_against_direct(res, X, whole=False)
+
+
+def test_threads_do_not_change_the_table():
+    X = faithful()
+    models = ["EII", "VEV", "EVE", "VVI"]
+    one = gmmscape.select(X, [1, 2, 3, 4], models, n_jobs=1)
+    two = gmmscape.select(X, [1, 2, 3, 4], models, n_jobs=2)
+    for name in ("loglik", "bic", "icl", "n_iter", "converged", "reasons"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(two, name), err_msg=name)
+    assert (one.best_model, one.best_k) == (two.best_model, two.best_k)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
+def test_bad_n_jobs_is_refused(bad):
+    with pytest.raises(ValueError, match="n_jobs must be a positive integer"):
+        gmmscape.select(faithful(), [1, 2], ["EII"], n_jobs=bad)

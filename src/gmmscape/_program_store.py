@@ -32,6 +32,7 @@ import functools
 import hashlib
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import jax
@@ -160,6 +161,7 @@ class StoredProgram:
         self._static = tuple(static_argnames)
         self._jit = jax.jit(fn, static_argnames=self._static)
         self._calls: dict = {}
+        self._lock = threading.Lock()  # threads that call a new program prepare it once
         functools.update_wrapper(self, fn)
 
     def __getattr__(self, name):  # lower, trace, ... of the jitted function
@@ -184,7 +186,10 @@ class StoredProgram:
         key = (tree, tuple(_aval(x) for x in leaves), static)
         call = self._calls.get(key)
         if call is None:
-            call = self._calls[key] = self._prepare(folder, key, args, kwargs, tree)
+            with self._lock:
+                call = self._calls.get(key)
+                if call is None:
+                    call = self._calls[key] = self._prepare(folder, key, args, kwargs, tree)
         if call is False:
             return self._jit(*args, **kwargs)
         return call(*leaves)

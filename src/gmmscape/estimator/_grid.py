@@ -14,8 +14,15 @@ the same EM loop and stopping rule per start, the same fitted attributes, warnin
 failures (:func:`fit_grid` finishes each one with the estimator's own methods). Only the
 rounding differs (the components are blocked differently). Used where every fit of the
 grid starts from a deterministic partition (``init_params="hc"`` or ``"hc_eii"``) of
-in-memory data small enough that padding costs less than compiling; everything else
-goes through :meth:`GaussianMixture.fit` one fit at a time.
+in-memory data small enough that padding costs less than compiling. On larger data each
+(model, k) is a batch of one: the same single program (start, EM, posterior) instead
+of three, and none of the per-iteration host work of threaded statistics. Everything
+else goes through :meth:`GaussianMixture.fit` one fit at a time.
+
+A batch is prepared (:func:`prepare`: validation, chunked data, partitions) and finished
+(:func:`finish`: the estimator's attributes, warnings recorded) on the host, in the
+caller's thread; :meth:`Batch.run`, the compiled part, is what :func:`gmmscape.select`
+runs on several threads at once.
 """
 
 from __future__ import annotations
@@ -69,8 +76,9 @@ def batchable(X, ks, settings: dict) -> bool:
 
     True for in-memory NumPy data with a partition start (:data:`PARTITION_INITS`), one
     initialization, nothing frozen, given or refined, no verbose output, no missing
-    values to handle, at least one iteration, and a batch pass within
-    :data:`GRID_LIMIT` elements.
+    values to handle, at least one iteration, and (for more than one k) a batch pass
+    within :data:`GRID_LIMIT` elements. A single k is always within it: its batch of
+    one is the fit :meth:`GaussianMixture.fit` would run, in one program.
 
     Parameters
     ----------
@@ -109,14 +117,172 @@ def batchable(X, ks, settings: dict) -> bool:
         return False
     from gmmscape.core.chunks import chunk_layout
 
+    if len(ks) == 1:  # nothing padded beyond what GaussianMixture.fit pads
+        return True
     k_pad = K.component_bucket(max(ks), n, d)
     rows, n_chunks = chunk_layout(n, k_pad, d, len(ks), s["chunk_size"])
     return rows * n_chunks * k_pad * d * len(ks) <= GRID_LIMIT
 
 
+@dataclass
+class Batch:
+    """A grid batch prepared on the host: the program's arguments and what finishing
+    its fits needs. :meth:`run` is the compiled part (thread-safe, emits no warnings);
+    :func:`finish` turns its output into cells.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        The data as given.
+    sample_weight : ndarray of shape (n_samples,) or None
+    model : str
+    ks : list of int
+    settings : dict
+    fd : object
+        The prepared data of the batch (``GaussianMixture._prepare_memory``).
+    args : tuple
+        The positional arguments of :func:`gmmscape.estimator._kernels.fit_from_labels`.
+    static : dict
+        Its static arguments.
+    seconds : float
+        Host seconds spent preparing.
+    """
+
+    X: np.ndarray
+    sample_weight: np.ndarray | None
+    model: str
+    ks: list
+    settings: dict
+    fd: object
+    args: tuple
+    static: dict
+    seconds: float
+
+    def run(self):
+        """Run the batch's program; its output as NumPy arrays, and the seconds taken.
+
+        Returns
+        -------
+        out : GridResult
+            Of NumPy arrays.
+        seconds : float
+        """
+        t0 = time.perf_counter()
+        out = K.fit_from_labels(*self.args, **self.static)
+        out = jax.tree_util.tree_map(np.asarray, jax.device_get(out))
+        return out, time.perf_counter() - t0
+
+
+def prepare(X, sample_weight, model: str, ks, settings: dict) -> Batch | None:
+    """Prepare ``GaussianMixture(k, covariance_type=model, **settings)`` for every ``k``
+    of ``ks`` as one batch (see the module doc): validation, the data chunked on the
+    device and the hierarchical-clustering partitions.
+
+    The batch's statistics run as one compiled loop on one thread (``n_threads=1``
+    whatever ``settings`` say): :func:`gmmscape.select` runs batches side by side on
+    threads instead.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Data that :func:`batchable` accepts.
+    sample_weight : ndarray of shape (n_samples,) or None
+    model : str
+        Covariance type.
+    ks : sequence of int
+        Numbers of components.
+    settings : dict
+        As :func:`batchable`.
+
+    Returns
+    -------
+    Batch or None
+        None when the batch cannot be built (invalid settings or data); the caller then
+        fits one by one, which reports the error.
+    """
+    from gmmscape.estimator._hc import hc_labels
+
+    t0 = time.perf_counter()
+    ks = [int(k) for k in ks]
+    ref = GaussianMixture(max(ks), covariance_type=model, **{**settings, "n_threads": 1})
+    try:
+        ref._validate_params()
+        Xv = ref._validate_X(X, reset=True)
+        n, d = Xv.shape
+        dtype = ref._compute_dtype(np.dtype(Xv.dtype))
+        k_pad = K.component_bucket(max(ks), n, d)
+        fd, Xd, wd = ref._prepare_memory(Xv, sample_weight, dtype, n, d, len(ks), k_pad)
+    except ValueError:
+        return None
+    crit = "EII" if ref.init_params == "hc_eii" else "VVV"
+    n_chunks, rows = fd.data.wc.shape
+    lc = np.full((len(ks), n_chunks * rows), -1, np.int32)
+    active = np.zeros((len(ks), k_pad), dtype)
+    for j, k in enumerate(ks):
+        lc[j, :n] = hc_labels(Xd, k, crit)
+        active[j, :k] = 1.0
+    masks = K.Masks(active, active, active)
+    wsum = np.sum(wd, dtype=np.float64).astype(dtype)
+    hyper = fd.hyper(ref.reg_covar, ref.step_size, ref.tol, ref.max_iter, ref.tol_type)
+    args = (
+        fd.data.xc,
+        fd.data.wc,
+        lc.reshape(len(ks), n_chunks, rows),
+        wsum,
+        active,
+        masks,
+        np.asarray(ref.reg_covar, dtype),
+        np.asarray(fd.floor, dtype),
+        hyper,
+    )
+    static = dict(k=k_pad, cov_type=model, algorithm=ref.algorithm,
+                  max_iter=trace_length(ref.max_iter))  # fmt: skip
+    return Batch(X, sample_weight, model, ks, settings, fd, args, static,
+                 time.perf_counter() - t0)  # fmt: skip
+
+
+def finish(batch: Batch, out, seconds: float) -> list[Cell]:
+    """The cells of a batch from the output of :meth:`Batch.run` (in the thread that
+    records warnings: :func:`finish_recorded`).
+
+    Parameters
+    ----------
+    batch : Batch
+    out : GridResult
+        Of NumPy arrays.
+    seconds : float
+        Wall seconds of the batch so far (preparing and running), shared by its fits.
+
+    Returns
+    -------
+    list of Cell, one per ``k`` of the batch, in order
+    """
+    n, model, dtype = batch.fd.n, batch.model, batch.fd.dtype
+    share = seconds / len(batch.ks)
+    lb0 = np.full((1,), -np.inf, dtype)
+    tiny = np.finfo(np.float64).tiny
+    cells = []
+    for j, k in enumerate(batch.ks):
+        t1 = time.perf_counter()
+        em = jax.tree_util.tree_map(lambda a, j=j: a[j : j + 1], out.em)
+        em = em._replace(params=K.unpad_components(em.params, k, model))
+        gm = GaussianMixture(k, covariance_type=model, **batch.settings)
+        gm._validate_X(batch.X, reset=True)
+        reason = finish_recorded(
+            gm, lambda gm=gm, em=em: gm._finish(gm._keep_best(em, lb0), batch.fd)
+        )
+        log_dens = log_zmax = None
+        if not reason:
+            log_dens = out.log_density[j].reshape(-1)[:n].astype(np.float64)
+            log_zmax = np.log(np.maximum(out.zmax[j].reshape(-1)[:n].astype(np.float64), tiny))
+        cells.append(Cell(gm, reason, log_dens, log_zmax, share + time.perf_counter() - t1))
+    return cells
+
+
 def fit_grid(X, sample_weight, model: str, ks, settings: dict) -> list[Cell] | None:
     """Fit ``GaussianMixture(k, covariance_type=model, **settings)`` for every ``k`` of
-    ``ks`` as one batch (see the module doc).
+    ``ks`` as one batch (see the module doc): :func:`prepare`, :meth:`Batch.run` and
+    :func:`finish` in this thread.
 
     Parameters
     ----------
@@ -133,68 +299,14 @@ def fit_grid(X, sample_weight, model: str, ks, settings: dict) -> list[Cell] | N
     Returns
     -------
     list of Cell, one per ``k`` in order, or None
-        None when the batch cannot be built (invalid settings or data, host-threaded
-        statistics); the caller then fits one by one, which reports the error.
+        None when the batch cannot be built; the caller then fits one by one, which
+        reports the error.
     """
-    from gmmscape.estimator._hc import hc_labels
-
-    t0 = time.perf_counter()
-    ks = [int(k) for k in ks]
-    ref = GaussianMixture(max(ks), covariance_type=model, **settings)
-    try:
-        ref._validate_params()
-        Xv = ref._validate_X(X, reset=True)
-        n, d = Xv.shape
-        dtype = ref._compute_dtype(np.dtype(Xv.dtype))
-        k_pad = K.component_bucket(max(ks), n, d)
-        fd, Xd, wd = ref._prepare_memory(Xv, sample_weight, dtype, n, d, len(ks), k_pad)
-    except ValueError:
+    batch = prepare(X, sample_weight, model, ks, settings)
+    if batch is None:
         return None
-    if fd.data.threads > 1:
-        return None
-    crit = "EII" if ref.init_params == "hc_eii" else "VVV"
-    n_chunks, rows = fd.data.wc.shape
-    lc = np.full((len(ks), n_chunks * rows), -1, np.int32)
-    active = np.zeros((len(ks), k_pad), dtype)
-    for j, k in enumerate(ks):
-        lc[j, :n] = hc_labels(Xd, k, crit)
-        active[j, :k] = 1.0
-    masks = K.Masks(active, active, active)
-    wsum = np.sum(wd, dtype=np.float64).astype(dtype)
-    hyper = fd.hyper(ref.reg_covar, ref.step_size, ref.tol, ref.max_iter, ref.tol_type)
-    out = K.fit_from_labels(
-        fd.data.xc,
-        fd.data.wc,
-        lc.reshape(len(ks), n_chunks, rows),
-        wsum,
-        active,
-        masks,
-        np.asarray(ref.reg_covar, dtype),
-        np.asarray(fd.floor, dtype),
-        hyper,
-        k=k_pad,
-        cov_type=model,
-        algorithm=ref.algorithm,
-        max_iter=trace_length(ref.max_iter),
-    )
-    out = jax.tree_util.tree_map(np.asarray, jax.device_get(out))
-    share = (time.perf_counter() - t0) / len(ks)
-    lb0 = np.full((1,), -np.inf, dtype)
-    tiny = np.finfo(np.float64).tiny
-    cells = []
-    for j, k in enumerate(ks):
-        t1 = time.perf_counter()
-        em = jax.tree_util.tree_map(lambda a, j=j: a[j : j + 1], out.em)
-        em = em._replace(params=K.unpad_components(em.params, k, model))
-        gm = GaussianMixture(k, covariance_type=model, **settings)
-        gm._validate_X(X, reset=True)
-        reason = finish_recorded(gm, lambda gm=gm, em=em: gm._finish(gm._keep_best(em, lb0), fd))
-        log_dens = log_zmax = None
-        if not reason:
-            log_dens = out.log_density[j].reshape(-1)[:n].astype(np.float64)
-            log_zmax = np.log(np.maximum(out.zmax[j].reshape(-1)[:n].astype(np.float64), tiny))
-        cells.append(Cell(gm, reason, log_dens, log_zmax, share + time.perf_counter() - t1))
-    return cells
+    out, secs = batch.run()
+    return finish(batch, out, batch.seconds + secs)
 
 
 def finish_recorded(gm: GaussianMixture, fit) -> str:

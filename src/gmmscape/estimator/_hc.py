@@ -50,6 +50,8 @@ HC_MODELS = ("VVV", "EII")
 #: Trees kept by :func:`hc_tree` (a model selection reads one tree for every k and model).
 _CACHE_SIZE = 4
 _cache: OrderedDict = OrderedDict()
+#: Partitions cut from the cached trees, by the bytes of their merges: k -> labels.
+_partitions: dict = {}
 
 _RTHALF = 0.7071067811865476  # mclust's sqrt(1/2), the scale of a merged pair's deviation
 
@@ -390,7 +392,8 @@ def hc_tree(X: np.ndarray, model: str = "VVV") -> tuple[np.ndarray | None, np.nd
     merges = hc_merges(svd_transform(X if rows is None else X[rows]), model)
     _cache[key] = (rows, merges)
     while len(_cache) > _CACHE_SIZE:
-        _cache.popitem(last=False)
+        _, (_, old) = _cache.popitem(last=False)
+        _partitions.pop(old.tobytes(), None)
     return rows, merges
 
 
@@ -414,7 +417,10 @@ def hc_labels(X: np.ndarray, k: int, model: str = "VVV") -> np.ndarray:
     """
     X = np.asarray(X)
     rows, merges = hc_tree(X, model)
-    part = hc_partitions(merges, [k])[k]
+    parts = _partitions.setdefault(merges.tobytes(), {})  # merges name the tree
+    if k not in parts:
+        parts.update(hc_partitions(merges, [k]))
+    part = parts[k].copy()
     if rows is None:
         return part
     labels = np.full(len(X), -1, np.int64)

@@ -273,6 +273,7 @@ def select(
     random_state=None,
     progress=None,
     batch: bool = True,
+    n_jobs: int | None = None,
     **estimator_params,
 ) -> Selection:
     """Fit every (covariance model, number of components) and pick the best by BIC or ICL.
@@ -321,6 +322,12 @@ def select(
         model, where that gives the same fits (partition starts, in-memory data small
         enough, see :mod:`gmmscape.estimator._grid`); False fits each (model, k) with
         :meth:`GaussianMixture.fit` on its own. The table is the same up to rounding.
+        On larger data each (model, k) is a batch of one (one program: start, EM and
+        posterior).
+    n_jobs : int, optional
+        Batches run side by side on this many threads (default: the usable cores), each
+        a compiled loop on one core; 1 runs them one after another. mclust fits on one
+        core.
     **estimator_params
         Further :class:`GaussianMixture` parameters (``dtype``, ``chunk_size``,
         ``n_threads``, ...).
@@ -339,6 +346,10 @@ def select(
     """
     _check_choice("criterion", criterion, CRITERIA)
     models, ks = _check_grid(n_components, covariance_types)
+    if n_jobs is not None and (
+        isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1
+    ):
+        raise ValueError(f"n_jobs must be a positive integer or None; got {n_jobs!r}.")
     for bad in ("n_components", "covariance_type"):
         if bad in estimator_params:
             raise ValueError(f"{bad} is set by the grid; pass n_components / covariance_types.")
@@ -363,32 +374,27 @@ def select(
     best, best_val, best_at = None, -np.inf, None
     t_all = time.perf_counter()
     fits = [k for k in ks if k <= n_rows]
-    use_grid = batch and _grid.batchable(X, fits, settings)
-    for i, model in enumerate(models):
-        cells = _grid.fit_grid(X, w, model, fits, settings) if use_grid else None
-        by_k = {} if cells is None else dict(zip(fits, cells, strict=True))
-        for j, k in enumerate(ks):
-            if k in by_k:
-                cell = by_k[k]
-            elif k > n_rows:
-                cell = _grid.Cell(None, f"k = {k} exceeds the {n_rows} rows", None, None, 0.0)
-            else:
-                cell = _fit_one(GaussianMixture(k, covariance_type=model, **settings), X, w)
-            gm = cell.estimator
-            npar[i, j] = _n_parameters(GaussianMixture(k, covariance_type=model), X.shape[1])
-            reasons[i, j] = cell.reason
-            if not cell.reason:
-                ones = np.ones(n_rows) if w is None else w
-                ll = float(cell.log_density @ ones)
-                loglik[i, j] = ll
-                bic[i, j] = 2.0 * ll - npar[i, j] * math.log(n_eff)
-                icl[i, j] = bic[i, j] + 2.0 * float(cell.log_zmax @ ones)
-                conv[i, j], n_iter[i, j] = gm.converged_, gm.n_iter_
-                fitted[i, j] = gm
-            secs[i, j] = cell.seconds
-            if progress is not None:
-                progress(model, k, {"loglik": loglik[i, j], "bic": bic[i, j],
-                                    "reason": reasons[i, j]})  # fmt: skip
+
+    def record(i, j, cell):
+        k, model = ks[j], models[i]
+        gm = cell.estimator
+        npar[i, j] = _n_parameters(GaussianMixture(k, covariance_type=model), X.shape[1])
+        reasons[i, j] = cell.reason
+        if not cell.reason:
+            ones = np.ones(n_rows) if w is None else w
+            ll = float(cell.log_density @ ones)
+            loglik[i, j] = ll
+            bic[i, j] = 2.0 * ll - npar[i, j] * math.log(n_eff)
+            icl[i, j] = bic[i, j] + 2.0 * float(cell.log_zmax @ ones)
+            conv[i, j], n_iter[i, j] = gm.converged_, gm.n_iter_
+            fitted[i, j] = gm
+        secs[i, j] = cell.seconds
+        if progress is not None:
+            progress(model, k, {"loglik": loglik[i, j], "bic": bic[i, j],
+                                "reason": reasons[i, j]})  # fmt: skip
+
+    for i, j, cell in _run_grid(X, w, models, ks, fits, settings, batch, n_jobs):
+        record(i, j, cell)
     for j in range(len(ks)):  # the first best in the order (k, model), as mclust's table
         for i, model in enumerate(models):
             val = bic[i, j] if criterion == "bic" else icl[i, j]
@@ -421,6 +427,62 @@ def _n_parameters(gm: GaussianMixture, d: int) -> int:
 
     k = gm.n_components
     return int(families.get(gm.covariance_type).n_cov_params(k, d) + k * d + k - 1)
+
+
+def _tasks(X, models, ks, fits, settings, batch: bool):
+    """The grid as tasks ``(i, [(j, k), ...], batched)``, model by model: all k of a
+    model in one batch where that is possible (small data), else one batch per k
+    (larger data), else one :meth:`GaussianMixture.fit` per k."""
+    where = [(j, k) for j, k in enumerate(ks) if k in fits]
+    if batch and _grid.batchable(X, fits, settings):
+        return [(i, where, True) for i in range(len(models))]
+    one = batch and all(_grid.batchable(X, [k], settings) for k in fits)
+    return [(i, [jk], one) for i in range(len(models)) for jk in where]
+
+
+def _run_grid(X, w, models, ks, fits, settings, batch: bool, n_jobs):
+    """Yield ``(i, j, Cell)`` for every (model i, k j) of the grid, model by model.
+
+    Batches (:mod:`gmmscape.estimator._grid`) are prepared here, run on ``n_jobs``
+    threads side by side (each a compiled program on one thread; JAX releases the
+    interpreter while it runs) and finished here in order, so warnings are recorded in
+    this thread only. A few batches are prepared ahead of the one being finished.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gmmscape.core.sources import stat_threads
+
+    tasks = _tasks(X, models, ks, fits, settings, batch)
+    workers = max(1, stat_threads(n_jobs, 4 * len(tasks)))
+    with ThreadPoolExecutor(workers) as pool:
+        pending = deque()
+
+        def finish(item):
+            i, where, b, fut = item
+            if where[0][0] == min(j for j, k in enumerate(ks) if k in fits):
+                for j, k in enumerate(ks):  # the model's k above the rows, with its first
+                    if k not in fits:
+                        reason = f"k = {k} exceeds the {len(X)} rows"
+                        yield i, j, _grid.Cell(None, reason, None, None, 0.0)
+            if b is None:
+                for j, k in where:
+                    gm = GaussianMixture(k, covariance_type=models[i], **settings)
+                    yield i, j, _fit_one(gm, X, w)
+                return
+            out, run_s = fut.result()
+            cells = _grid.finish(b, out, b.seconds + run_s)
+            for (j, _), cell in zip(where, cells, strict=True):
+                yield i, j, cell
+
+        for i, where, batched in tasks:
+            b = _grid.prepare(X, w, models[i], [k for _, k in where], settings) if batched else None
+            fut = None if b is None else pool.submit(b.run)
+            pending.append((i, where, b, fut))
+            while len(pending) > 2 * workers:
+                yield from finish(pending.popleft())
+        while pending:
+            yield from finish(pending.popleft())
 
 
 def _fit_one(gm: GaussianMixture, X, w) -> _grid.Cell:
