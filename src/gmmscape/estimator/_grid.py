@@ -27,6 +27,7 @@ runs on several threads at once.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -173,7 +174,8 @@ class Batch:
         return out, time.perf_counter() - t0
 
 
-def prepare(X, sample_weight, model: str, ks, settings: dict) -> Batch | None:
+def prepare(X, sample_weight, model: str, ks, settings: dict, cache: dict | None = None
+            ) -> Batch | None:  # fmt: skip
     """Prepare ``GaussianMixture(k, covariance_type=model, **settings)`` for every ``k``
     of ``ks`` as one batch (see the module doc): validation, the data chunked on the
     device and the hierarchical-clustering partitions.
@@ -193,6 +195,9 @@ def prepare(X, sample_weight, model: str, ks, settings: dict) -> Batch | None:
         Numbers of components.
     settings : dict
         As :func:`batchable`.
+    cache : dict, optional
+        Shared by the batches of one grid (same ``X``, weights and settings): the data
+        laid out on the device and the partitions are made once per layout and k.
 
     Returns
     -------
@@ -211,7 +216,15 @@ def prepare(X, sample_weight, model: str, ks, settings: dict) -> Batch | None:
         n, d = Xv.shape
         dtype = ref._compute_dtype(np.dtype(Xv.dtype))
         k_pad = K.component_bucket(max(ks), n, d)
-        fd, Xd, wd = ref._prepare_memory(Xv, sample_weight, dtype, n, d, len(ks), k_pad)
+        cache = {} if cache is None else cache
+        layout = ("data", np.dtype(dtype).str, k_pad, len(ks))
+        if layout in cache:  # the same points: only the model's own parts differ
+            fd0, Xd, wd = cache[layout]
+            floor = K.collapse_floor(fd0.col_var, dtype, model)
+            fd = dataclasses.replace(fd0, cov_type=model, k=max(ks), floor=floor)
+        else:
+            fd, Xd, wd = ref._prepare_memory(Xv, sample_weight, dtype, n, d, len(ks), k_pad)
+            cache[layout] = (fd, Xd, wd)
     except ValueError:
         return None
     crit = "EII" if ref.init_params == "hc_eii" else "VVV"
@@ -219,7 +232,10 @@ def prepare(X, sample_weight, model: str, ks, settings: dict) -> Batch | None:
     lc = np.full((len(ks), n_chunks * rows), -1, np.int32)
     active = np.zeros((len(ks), k_pad), dtype)
     for j, k in enumerate(ks):
-        lc[j, :n] = hc_labels(Xd, k, crit)
+        key = ("hc", np.dtype(dtype).str, crit, k)
+        if key not in cache:
+            cache[key] = hc_labels(Xd, k, crit)
+        lc[j, :n] = cache[key]
         active[j, :k] = 1.0
     masks = K.Masks(active, active, active)
     wsum = np.sum(wd, dtype=np.float64).astype(dtype)

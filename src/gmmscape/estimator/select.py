@@ -375,13 +375,14 @@ def select(
     t_all = time.perf_counter()
     fits = [k for k in ks if k <= n_rows]
 
+    ones = np.ones(n_rows) if w is None else w
+
     def record(i, j, cell):
         k, model = ks[j], models[i]
         gm = cell.estimator
         npar[i, j] = _n_parameters(GaussianMixture(k, covariance_type=model), X.shape[1])
         reasons[i, j] = cell.reason
         if not cell.reason:
-            ones = np.ones(n_rows) if w is None else w
             ll = float(cell.log_density @ ones)
             loglik[i, j] = ll
             bic[i, j] = 2.0 * ll - npar[i, j] * math.log(n_eff)
@@ -455,6 +456,7 @@ def _run_grid(X, w, models, ks, fits, settings, batch: bool, n_jobs):
 
     tasks = _tasks(X, models, ks, fits, settings, batch)
     workers = max(1, stat_threads(n_jobs, 4 * len(tasks)))
+    shared: dict = {}  # the grid's data on the device and its partitions, made once
     with ThreadPoolExecutor(workers) as pool:
         pending = deque()
 
@@ -476,7 +478,8 @@ def _run_grid(X, w, models, ks, fits, settings, batch: bool, n_jobs):
                 yield i, j, cell
 
         for i, where, batched in tasks:
-            b = _grid.prepare(X, w, models[i], [k for _, k in where], settings) if batched else None
+            ks_b = [k for _, k in where]
+            b = _grid.prepare(X, w, models[i], ks_b, settings, shared) if batched else None
             fut = None if b is None else pool.submit(b.run)
             pending.append((i, where, b, fut))
             while len(pending) > 2 * workers:
