@@ -156,3 +156,21 @@ def test_threads_do_not_change_the_table():
 def test_bad_n_jobs_is_refused(bad):
     with pytest.raises(ValueError, match="n_jobs must be a positive integer"):
         gmmscape.select(faithful(), [1, 2], ["EII"], n_jobs=bad)
+
+
+def test_models_stored_alike_share_one_program():
+    from gmmscape.estimator import _kernels as K
+    from gmmscape.estimator.select import MODELS
+
+    groups = K.model_groups(MODELS)
+    assert groups["EII"] == ("EII", "VII")
+    assert groups["VEI"] == ("EEI", "VEI", "EVI", "VVI")
+    assert groups["EEE"] == ("EEE",)
+    assert groups["VVV"] == ("VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV")
+    # shapes no other test compiles: 300 x 3 (padded to 512 rows), k = 1, 3
+    X = np.random.default_rng(11).normal(size=(300, 3)) * [1.0, 3.0, 0.5]
+    models = ["EEI", "VEI", "VVI", "EVE", "VEV"]
+    before = K.fit_from_labels._cache_size()
+    res = gmmscape.select(X, [1, 3], models)
+    assert K.fit_from_labels._cache_size() - before == 2  # diagonal and full storage
+    check_against_direct(res, X)

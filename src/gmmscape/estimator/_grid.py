@@ -7,7 +7,9 @@ the persistent cache can load it: on small data that costs far more than the EM 
 Here the starts of every k of one model are padded to one number of components (the
 padded ones have weight 0 and are never updated, ``K.pad_components``), so the grid of a
 model is one batch run by one program, :func:`gmmscape.estimator._kernels.fit_from_labels`
-(start, EM, posterior summary).
+(start, EM, posterior summary). The models stored alike (spherical, diagonal, tied or
+full covariances: :func:`gmmscape.estimator._kernels.model_groups`) share that program,
+the model a traced index that picks its M-step, so mclust's 14 models compile 4.
 
 The fits are those of :class:`GaussianMixture` with the same settings: the same start,
 the same EM loop and stopping rule per start, the same fitted attributes, warnings and
@@ -174,8 +176,8 @@ class Batch:
         return out, time.perf_counter() - t0
 
 
-def prepare(X, sample_weight, model: str, ks, settings: dict, cache: dict | None = None
-            ) -> Batch | None:  # fmt: skip
+def prepare(X, sample_weight, model: str, ks, settings: dict, cache: dict | None = None,
+            group: tuple | None = None) -> Batch | None:  # fmt: skip
     """Prepare ``GaussianMixture(k, covariance_type=model, **settings)`` for every ``k``
     of ``ks`` as one batch (see the module doc): validation, the data chunked on the
     device and the hierarchical-clustering partitions.
@@ -198,6 +200,9 @@ def prepare(X, sample_weight, model: str, ks, settings: dict, cache: dict | None
     cache : dict, optional
         Shared by the batches of one grid (same ``X``, weights and settings): the data
         laid out on the device and the partitions are made once per layout and k.
+    group : tuple of str, optional
+        Models stored like ``model`` (:func:`gmmscape.estimator._kernels.model_groups`)
+        whose batches run the same program, the model picked by its index in the group.
 
     Returns
     -------
@@ -251,8 +256,12 @@ def prepare(X, sample_weight, model: str, ks, settings: dict, cache: dict | None
         np.asarray(fd.floor, dtype),
         hyper,
     )
-    static = dict(k=k_pad, cov_type=model, algorithm=ref.algorithm,
-                  max_iter=trace_length(ref.max_iter))  # fmt: skip
+    which = None
+    if group is not None and len(group) > 1:
+        which = np.asarray(group.index(model), np.int32)
+    static = dict(k=k_pad, cov_type=model if which is None else tuple(group),
+                  algorithm=ref.algorithm, max_iter=trace_length(ref.max_iter))  # fmt: skip
+    args = (*args, which)
     return Batch(X, sample_weight, model, ks, settings, fd, args, static,
                  time.perf_counter() - t0)  # fmt: skip
 

@@ -45,6 +45,54 @@ def _moments(x, wr, cov_type):
 moments_jit = jax.jit(_moments, static_argnames=("cov_type",))
 
 
+def storage(cov_type) -> str:
+    """The family whose storage and E-step serve ``cov_type``: the name itself, or the
+    first of a group (a tuple of models stored alike, see :func:`model_groups`)."""
+    return cov_type if isinstance(cov_type, str) else cov_type[0]
+
+
+def model_groups(models) -> dict[str, tuple[str, ...]]:
+    """Models grouped by storage: models stored alike (spherical, diagonal, tied or full
+    covariances) share one compiled program, the model a traced index into the group
+    that picks its M-step (``lax.switch``). Their E-steps, factors and shapes are the
+    storage family's; only the scatter (and whether an empty component keeps its
+    covariance) differs.
+
+    Parameters
+    ----------
+    models : sequence of str
+        Covariance types.
+
+    Returns
+    -------
+    dict
+        Each model -> its group, the models of ``models`` with the same storage (in the
+        order given).
+    """
+
+    def key(m):
+        f = families.get(m)
+        return (f.matrix, f.shared, f.cov_shape(2, 3))
+
+    return {m: tuple(o for o in models if key(o) == key(m)) for m in models}
+
+
+def _scatter(cov_type, which, *args):
+    """The M-step scatter of ``cov_type`` (a name, or a group and the index ``which``)."""
+    if isinstance(cov_type, str):
+        return families.get(cov_type).scatter(*args)
+    return jax.lax.switch(which, [families.get(m).scatter for m in cov_type], *args)
+
+
+def _m_step(st, params, masks, reg_covar, floor, step_size, cov_type, algorithm, which):
+    """:func:`gmmscape.core.updates.m_step` of ``cov_type`` (a name, or a group and the
+    index ``which`` of the model in it)."""
+    if isinstance(cov_type, str):
+        return m_step(st, params, masks, reg_covar, floor, step_size, cov_type, algorithm)
+    branches = [partial(m_step, family=m, algorithm=algorithm) for m in cov_type]
+    return jax.lax.switch(which, branches, st, params, masks, reg_covar, floor, step_size)
+
+
 @partial(jax.jit, static_argnames=("k", "cov_type"))
 def scan_label_moments(xc: jax.Array, wc: jax.Array, lc: jax.Array, k: int, cov_type: str):
     """A family's moments of hard assignments, summed over fixed-size chunks in a loop.
@@ -241,7 +289,9 @@ def unpad_components(tree, k: int, cov_type: str):
 
 
 @partial(jax.jit, static_argnames=("cov_type",))
-def params_from_moments(wsum, nk, s1, s2, active, reg_covar, floor, *, cov_type: str) -> Params:
+def params_from_moments(
+    wsum, nk, s1, s2, active, reg_covar, floor, which=None, *, cov_type
+) -> Params:  # fmt: skip
     """Parameters from the moments of initial responsibilities, as scikit-learn's
     ``_estimate_gaussian_parameters`` (``N_k + 10 eps``, scatter about the weighted
     means, ``reg_covar`` on the diagonal), then regularized like every M-step.
@@ -257,7 +307,10 @@ def params_from_moments(wsum, nk, s1, s2, active, reg_covar, floor, *, cov_type:
     active : array of shape (k,)
         1.0 for a real component, 0.0 for padding (weight 0, identity covariance).
     reg_covar, floor : arrays of shape () and (d,) (or () for spherical)
-    cov_type : str
+    which : int array of shape (), optional
+        With a group ``cov_type``: the index of the model in it.
+    cov_type : str or tuple of str
+        A covariance type, or a group of them stored alike (:func:`model_groups`).
 
     Returns
     -------
@@ -269,8 +322,9 @@ def params_from_moments(wsum, nk, s1, s2, active, reg_covar, floor, *, cov_type:
     nk_on = jnp.where(on, nk, 0.0)
     weights = nk_on / jnp.sum(nk_on)
     means = jnp.where(on[:, None], s1 / nk[:, None], 0.0)
-    fam = families.get(cov_type)
-    cov = fam.add_to_variances(fam.scatter(nk, s1, s2, wsum, s1 / nk[:, None], nk), reg_covar)
+    fam = families.get(storage(cov_type))
+    scatter = _scatter(cov_type, which, nk, s1, s2, wsum, s1 / nk[:, None], nk)
+    cov = fam.add_to_variances(scatter, reg_covar)
     if not fam.shared:  # padding: the identity, never used (weight 0)
         eye = fam.identity(s1.shape[1], dt)
         cov = jnp.where(on.reshape((-1,) + (1,) * (cov.ndim - 1)), cov, eye)
@@ -279,7 +333,7 @@ def params_from_moments(wsum, nk, s1, s2, active, reg_covar, floor, *, cov_type:
 
 
 @stored_jit(static_argnames=("k", "cov_type"))
-def init_from_labels(xc, wc, lc, wsum, active, reg_covar, floor, *, k: int, cov_type: str):
+def init_from_labels(xc, wc, lc, wsum, active, reg_covar, floor, which=None, *, k: int, cov_type):
     """:func:`params_from_moments` of hard assignments (:func:`scan_label_moments`), as
     one compiled program.
 
@@ -289,17 +343,20 @@ def init_from_labels(xc, wc, lc, wsum, active, reg_covar, floor, *, k: int, cov_
     wc : array of shape (n_chunks, m)
     lc : int array of shape (n_chunks, m)
         Component of each point; -1 for none.
-    wsum, active, reg_covar, floor
+    wsum, active, reg_covar, floor, which
         As :func:`params_from_moments`.
     k : int
-    cov_type : str
+    cov_type : str or tuple of str
+        As :func:`params_from_moments`.
 
     Returns
     -------
     Params
     """
-    nk, s1, s2 = scan_label_moments(xc, wc, lc, k, cov_type)
-    return params_from_moments(wsum, nk, s1, s2, active, reg_covar, floor, cov_type=cov_type)
+    nk, s1, s2 = scan_label_moments(xc, wc, lc, k, storage(cov_type))
+    return params_from_moments(
+        wsum, nk, s1, s2, active, reg_covar, floor, which, cov_type=cov_type
+    )  # fmt: skip
 
 
 class EMResult(NamedTuple):
@@ -346,13 +403,17 @@ def print_iteration(start, it, lb, change, interval: int = 1) -> None:
         )
 
 
-def _em_one(xc, wc, params, masks, lb0, hyper, start, cov_type, algorithm, max_iter, report):
+def _em_one(
+    xc, wc, params, masks, lb0, hyper, start, which, cov_type, algorithm, max_iter, report
+):  # fmt: skip
     reg_covar, floor, step_size, tol, n_max, rtol = hyper
 
     def step(state):
         p, nbad = state
-        st = scan_family_stats(xc, wc, p, cov_type)
-        p_new, bad = m_step(st, p, masks, reg_covar, floor, step_size, cov_type, algorithm)
+        st = scan_family_stats(xc, wc, p, storage(cov_type))
+        p_new, bad = _m_step(
+            st, p, masks, reg_covar, floor, step_size, cov_type, algorithm, which
+        )  # fmt: skip
         return (p_new, nbad + bad), st.ll / st.w, False
 
     def live(it, lb, change):  # printed from inside the compiled loop
@@ -374,7 +435,7 @@ def _em_one(xc, wc, params, masks, lb0, hyper, start, cov_type, algorithm, max_i
 
 @stored_jit(static_argnames=("cov_type", "algorithm", "max_iter", "report"))
 def em_batch(
-    xc, wc, params, masks, lb0, hyper, *, cov_type, algorithm, max_iter, report=0
+    xc, wc, params, masks, lb0, hyper, which=None, *, cov_type, algorithm, max_iter, report=0
 ) -> EMResult:
     """EM to convergence for a batch of starts, as one vmapped, compiled ``while_loop``.
 
@@ -394,7 +455,10 @@ def em_batch(
         The lower bound before the first iteration (``-inf`` for a fresh start).
     hyper : tuple of arrays of shape ()
         ``(reg_covar, floor, step_size, tol, n_max, rtol)``.
-    cov_type : str
+    which : int array of shape (), optional
+        With a group ``cov_type``: the index of the model in it.
+    cov_type : str or tuple of str
+        A covariance type, or a group of them stored alike (:func:`model_groups`).
     algorithm : {"em", "gradient_em"}
     max_iter : int
         Length of the trace buffer (``n_max <= max_iter``).
@@ -408,8 +472,8 @@ def em_batch(
     """
     fn = partial(_em_one, cov_type=cov_type, algorithm=algorithm, max_iter=max_iter, report=report)
     starts = jnp.arange(lb0.shape[0])
-    return jax.vmap(fn, in_axes=(None, None, 0, 0, 0, None, 0))(
-        xc, wc, params, masks, lb0, hyper, starts
+    return jax.vmap(fn, in_axes=(None, None, 0, 0, 0, None, 0, None))(
+        xc, wc, params, masks, lb0, hyper, starts, which
     )
 
 
@@ -514,8 +578,8 @@ class GridResult(NamedTuple):
 
 @stored_jit(static_argnames=("k", "cov_type", "algorithm", "max_iter"))
 def fit_from_labels(
-    xc, wc, lc, wsum, active, masks, reg_covar, floor, hyper, *, k, cov_type, algorithm,
-    max_iter,
+    xc, wc, lc, wsum, active, masks, reg_covar, floor, hyper, which=None, *, k, cov_type,
+    algorithm, max_iter,
 ) -> GridResult:  # fmt: skip
     """Start, EM and posterior summary of a batch of hard partitions, as one program.
 
@@ -543,9 +607,13 @@ def fit_from_labels(
         As :func:`params_from_moments`.
     hyper : tuple of arrays of shape ()
         As :func:`em_batch`.
+    which : int array of shape (), optional
+        With a group ``cov_type``: the index of the model in it, so that the models of a
+        group (:func:`model_groups`) run the same program.
     k : int
         Components (padded) of every start.
-    cov_type : str
+    cov_type : str or tuple of str
+        A covariance type, or a group of them stored alike.
     algorithm : {"em", "gradient_em"}
     max_iter : int
         Length of the trace buffer.
@@ -556,17 +624,19 @@ def fit_from_labels(
     """
 
     def start(lab, act):
-        return init_from_labels(xc, wc, lab, wsum, act, reg_covar, floor, k=k, cov_type=cov_type)
+        return init_from_labels(
+            xc, wc, lab, wsum, act, reg_covar, floor, which, k=k, cov_type=cov_type
+        )  # fmt: skip
 
     params = jax.vmap(start)(lc, active)
     lb0 = jnp.full(lc.shape[:1], -jnp.inf, xc.dtype)
     res = em_batch(
-        xc, wc, params, masks, lb0, hyper, cov_type=cov_type, algorithm=algorithm,
+        xc, wc, params, masks, lb0, hyper, which, cov_type=cov_type, algorithm=algorithm,
         max_iter=max_iter,
     )  # fmt: skip
 
     def summary(p):
-        log_dens, resp = chunked_log_prob(xc, p, cov_type=cov_type, posterior=True)
+        log_dens, resp = chunked_log_prob(xc, p, cov_type=storage(cov_type), posterior=True)
         return log_dens, jnp.max(resp, axis=-1)
 
     log_dens, zmax = jax.vmap(summary)(res.params)

@@ -319,7 +319,7 @@ def select(
         :meth:`Selection.rows`), model by model.
     batch : bool, default True
         Fit all k of one model as one padded, vmapped batch, one compiled program per
-        model, where that gives the same fits (partition starts, in-memory data small
+        storage (the models stored alike share it), where that gives the same fits (partition starts, in-memory data small
         enough, see :mod:`gmmscape.estimator._grid`); False fits each (model, k) with
         :meth:`GaussianMixture.fit` on its own. The table is the same up to rounding.
         On larger data each (model, k) is a batch of one (one program: start, EM and
@@ -453,10 +453,12 @@ def _run_grid(X, w, models, ks, fits, settings, batch: bool, n_jobs):
     from concurrent.futures import ThreadPoolExecutor
 
     from gmmscape.core.sources import stat_threads
+    from gmmscape.estimator._kernels import model_groups
 
     tasks = _tasks(X, models, ks, fits, settings, batch)
     workers = max(1, stat_threads(n_jobs, 4 * len(tasks)))
     shared: dict = {}  # the grid's data on the device and its partitions, made once
+    groups = model_groups(models)  # models stored alike run one program
     with ThreadPoolExecutor(workers) as pool:
         pending = deque()
 
@@ -479,7 +481,11 @@ def _run_grid(X, w, models, ks, fits, settings, batch: bool, n_jobs):
 
         for i, where, batched in tasks:
             ks_b = [k for _, k in where]
-            b = _grid.prepare(X, w, models[i], ks_b, settings, shared) if batched else None
+            b = (
+                _grid.prepare(X, w, models[i], ks_b, settings, shared, groups[models[i]])
+                if batched
+                else None
+            )
             fut = None if b is None else pool.submit(b.run)
             pending.append((i, where, b, fut))
             while len(pending) > 2 * workers:
