@@ -49,6 +49,15 @@ def test_select_writes_json_csv_and_the_figure(tmp_path):
         2 * float(r["loglik"]) - int(r["n_parameters"]) * np.log(120)
     )
     assert (out / "select_bic.png").stat().st_size > 0 and (out / "select_bic.svg").exists()
+    # one thread: the same table
+    one = CliRunner().invoke(
+        app, ["select", str(data), "--ks", "1,2,3", "--models", "VVV,EII", "--jobs", "1",
+              "--out", str(tmp_path / "one")],
+    )  # fmt: skip
+    assert one.exit_code == 0, one.output
+    again = list(csv.DictReader((tmp_path / "one" / "select.csv").open()))
+    for a, b in zip(again, rows, strict=True):
+        assert {**a, "seconds": 0} == {**b, "seconds": 0}
 
 
 def test_bad_input_gives_one_error_line(tmp_path):
@@ -60,6 +69,7 @@ def test_bad_input_gives_one_error_line(tmp_path):
         (["--convention", "R"], "--convention must be mclust or sklearn"),
         (["--ks", "1,x"], "--ks takes comma-separated values"),
         (["--ks", "9"], "fewer than the smallest k"),
+        (["--jobs", "0"], "--jobs must be a positive integer"),
     ]:
         res = CliRunner().invoke(app, ["select", str(data), "--out", str(tmp_path / "o"), *args])
         assert res.exit_code == 2, args

@@ -59,6 +59,13 @@ def select(
     ] = "relative",
     reg_covar: Annotated[float, typer.Option(help="Added to covariance diagonals.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Random state of random initializations.")] = 0,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            help="Fits run side by side on this many threads (default: the usable cores).",
+            show_default=False,
+        ),
+    ] = None,
     columns: Columns = None,
     drop: Drop = None,
     out: Annotated[Path, typer.Option(help="Folder for the table (JSON, CSV) and figure.")] = Path(
@@ -88,6 +95,8 @@ def select(
         fail(f"--init must be one of {', '.join(INITS)}; got {init!r}.")
     if tol_type not in ("relative", "absolute"):
         fail(f"--tol-type must be relative or absolute; got {tol_type!r}.")
+    if jobs is not None and jobs < 1:
+        fail(f"--jobs must be a positive integer; got {jobs}.")
     check_out(out)
 
     import gmmscape
@@ -106,7 +115,7 @@ def select(
             res = gmmscape.select(
                 X, k_list, model_list, criterion=criterion, init_params=init,
                 tol=tol, tol_type=tol_type, max_iter=max_iter, reg_covar=reg_covar,
-                random_state=seed, progress=progress,
+                random_state=seed, progress=progress, n_jobs=jobs,
             )  # fmt: skip
     except ValueError as exc:
         fail(str(exc))

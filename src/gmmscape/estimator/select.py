@@ -319,8 +319,9 @@ def select(
         :meth:`Selection.rows`), model by model.
     batch : bool, default True
         Fit all k of one model as one padded, vmapped batch, one compiled program per
-        storage (the models stored alike share it), where that gives the same fits (partition starts, in-memory data small
-        enough, see :mod:`gmmscape.estimator._grid`); False fits each (model, k) with
+        storage (the models stored alike share it), where that gives the same fits
+        (partition starts, in-memory data small enough, see
+        :mod:`gmmscape.estimator._grid`); False fits each (model, k) with
         :meth:`GaussianMixture.fit` on its own. The table is the same up to rounding.
         On larger data each (model, k) is a batch of one (one program: start, EM and
         posterior).
