@@ -13,7 +13,7 @@ the model a traced index that picks its M-step, so mclust's 14 models compile 4.
 
 The fits are those of :class:`GaussianMixture` with the same settings: the same start,
 the same EM loop and stopping rule per start, the same fitted attributes, warnings and
-failures (:func:`fit_grid` finishes each one with the estimator's own methods). Only the
+failures (:func:`finish` finishes each one with the estimator's own methods). Only the
 rounding differs (the components are blocked differently). Used where every fit of the
 grid starts from a deterministic partition (``init_params="hc"`` or ``"hc_eii"``) of
 in-memory data small enough that padding costs less than compiling. On larger data each
@@ -75,7 +75,7 @@ class Cell:
 
 
 def batchable(X, ks, settings: dict) -> bool:
-    """Whether every fit of ``ks`` with ``settings`` can run in one :func:`fit_grid` batch.
+    """Whether every fit of ``ks`` with ``settings`` can run in one batch (:func:`prepare`).
 
     True for in-memory NumPy data with a partition start (:data:`PARTITION_INITS`), one
     initialization, nothing frozen, given or refined, no verbose output, no missing
@@ -302,36 +302,6 @@ def finish(batch: Batch, out, seconds: float) -> list[Cell]:
             log_zmax = np.log(np.maximum(out.zmax[j].reshape(-1)[:n].astype(np.float64), tiny))
         cells.append(Cell(gm, reason, log_dens, log_zmax, share + time.perf_counter() - t1))
     return cells
-
-
-def fit_grid(X, sample_weight, model: str, ks, settings: dict) -> list[Cell] | None:
-    """Fit ``GaussianMixture(k, covariance_type=model, **settings)`` for every ``k`` of
-    ``ks`` as one batch (see the module doc): :func:`prepare`, :meth:`Batch.run` and
-    :func:`finish` in this thread.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-        Data that :func:`batchable` accepts.
-    sample_weight : ndarray of shape (n_samples,) or None
-    model : str
-        Covariance type.
-    ks : sequence of int
-        Numbers of components.
-    settings : dict
-        As :func:`batchable`.
-
-    Returns
-    -------
-    list of Cell, one per ``k`` in order, or None
-        None when the batch cannot be built; the caller then fits one by one, which
-        reports the error.
-    """
-    batch = prepare(X, sample_weight, model, ks, settings)
-    if batch is None:
-        return None
-    out, secs = batch.run()
-    return finish(batch, out, batch.seconds + secs)
 
 
 def finish_recorded(gm: GaussianMixture, fit) -> str:
