@@ -121,9 +121,14 @@ def test_what_is_not_batched_is_fitted_alone():
 
 def test_k_above_the_rows_is_reported_and_the_rest_batched():
     X = faithful()[:5]
-    res = gmmscape.select(X, [1, 2, 6], ["EII"])
+    calls = []
+    res = gmmscape.select(
+        X, [1, 2, 6], ["EII", "VVV", "VII"], progress=lambda m, k, r: calls.append((m, k))
+    )
     assert res.reasons[0, 2] == "k = 6 exceeds the 5 rows" and np.isnan(res.bic[0, 2])
     assert np.isfinite(res.bic[0, :2]).all()
+    # one call per (model, k), every cell included
+    assert sorted(calls) == sorted((m, k) for m in ("EII", "VVV", "VII") for k in (1, 2, 6))
 
 
 @pytest.mark.slow

@@ -316,7 +316,8 @@ def select(
         For random initializations.
     progress : callable, optional
         Called as ``progress(model, k, row)`` after each fit (``row`` as in
-        :meth:`Selection.rows`), model by model.
+        :meth:`Selection.rows`), in the order the fits are run: models of different
+        storages alternate (their compiled programs then load side by side).
     batch : bool, default True
         Fit all k of one model as one padded, vmapped batch, one compiled program per
         storage (the models stored alike share it), where that gives the same fits
@@ -442,8 +443,24 @@ def _tasks(X, models, ks, fits, settings, batch: bool):
     return [(i, [jk], one) for i in range(len(models)) for jk in where]
 
 
+def _interleave(tasks, models, groups):
+    """``tasks`` reordered so that models of different storages alternate, the largest
+    group first: the first tasks then load their (different) programs side by side on
+    the threads instead of waiting for one program in turn. Within a group the order
+    is kept."""
+    queues: dict = {}
+    for t in tasks:
+        queues.setdefault(groups[models[t[0]]], []).append(t)
+    order = sorted(queues.values(), key=len, reverse=True)  # stable: ties keep their order
+    out = []
+    while any(order):
+        out.extend(q.pop(0) for q in order if q)
+    return out
+
+
 def _run_grid(X, w, models, ks, fits, settings, batch: bool, n_jobs):
-    """Yield ``(i, j, Cell)`` for every (model i, k j) of the grid, model by model.
+    """Yield ``(i, j, Cell)`` for every (model i, k j) of the grid, in the order of
+    :func:`_interleave`.
 
     Batches (:mod:`gmmscape.estimator._grid`) are prepared here, run on ``n_jobs``
     threads side by side (each a compiled program on one thread; JAX releases the
@@ -456,10 +473,10 @@ def _run_grid(X, w, models, ks, fits, settings, batch: bool, n_jobs):
     from gmmscape.core.sources import stat_threads
     from gmmscape.estimator._kernels import model_groups
 
-    tasks = _tasks(X, models, ks, fits, settings, batch)
+    groups = model_groups(models)  # models stored alike run one program
+    tasks = _interleave(_tasks(X, models, ks, fits, settings, batch), models, groups)
     workers = max(1, stat_threads(n_jobs, 4 * len(tasks)))
     shared: dict = {}  # the grid's data on the device and its partitions, made once
-    groups = model_groups(models)  # models stored alike run one program
     with ThreadPoolExecutor(workers) as pool:
         pending = deque()
 
