@@ -396,6 +396,12 @@ def select(
             progress(model, k, {"loglik": loglik[i, j], "bic": bic[i, j],
                                 "reason": reasons[i, j]})  # fmt: skip
 
+    for i in range(len(models)):
+        for j, k in enumerate(ks):
+            if k > n_rows:
+                record(
+                    i, j, _grid.Cell(None, f"k = {k} exceeds the {n_rows} rows", None, None, 0.0)
+                )
     for i, j, cell in _run_grid(X, w, models, ks, fits, settings, batch, n_jobs):
         record(i, j, cell)
     for j in range(len(ks)):  # the first best in the order (k, model), as mclust's table
@@ -459,8 +465,8 @@ def _interleave(tasks, models, groups):
 
 
 def _run_grid(X, w, models, ks, fits, settings, batch: bool, n_jobs):
-    """Yield ``(i, j, Cell)`` for every (model i, k j) of the grid, in the order of
-    :func:`_interleave`.
+    """Yield ``(i, j, Cell)`` for every (model i, k j) of the grid with k in ``fits``, in
+    the order of :func:`_interleave`.
 
     Batches (:mod:`gmmscape.estimator._grid`) are prepared here, run on ``n_jobs``
     threads side by side (each a compiled program on one thread; JAX releases the
@@ -482,11 +488,6 @@ def _run_grid(X, w, models, ks, fits, settings, batch: bool, n_jobs):
 
         def finish(item):
             i, where, b, fut = item
-            if where[0][0] == min(j for j, k in enumerate(ks) if k in fits):
-                for j, k in enumerate(ks):  # the model's k above the rows, with its first
-                    if k not in fits:
-                        reason = f"k = {k} exceeds the {len(X)} rows"
-                        yield i, j, _grid.Cell(None, reason, None, None, 0.0)
             if b is None:
                 for j, k in where:
                     gm = GaussianMixture(k, covariance_type=models[i], **settings)
