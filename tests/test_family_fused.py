@@ -28,9 +28,13 @@ def problem(name, far, d, seed=0):
     around it. Returns x, w, means, precision factor and the (k, d, d) covariances."""
     rng = np.random.default_rng(seed)
     sd = rng.uniform(0.5, 2.0, (K_, d))
-    if name == "full":
+    if name == "spherical":
+        sd = np.repeat(sd[:, :1], d, axis=1)
+    if name in ("full", "tied"):
         a = rng.standard_normal((K_, d, d)) * 0.3 + np.eye(d)
         cov = np.einsum("kab,kcb->kac", a, a) * sd[:, :, None] * sd[:, None, :]
+        if name == "tied":
+            cov = np.repeat(cov[:1], K_, axis=0)
     else:
         cov = sd[:, :, None] ** 2 * np.eye(d)
     means = rng.standard_normal((K_, d))
@@ -42,8 +46,12 @@ def problem(name, far, d, seed=0):
     if name == "full":
         # the upper-triangular factor scikit-learn stores: P P^T = inv(cov)
         pf = families.get("full").from_precisions(np.linalg.inv(cov))[1]
+    elif name == "tied":
+        pf = families.get("tied").from_precisions(np.linalg.inv(cov[0]))[1]
     else:
         pf = 1.0 / np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
+        if name == "spherical":
+            pf = pf[:, 0]
     return x, w, means, pf, cov
 
 
@@ -61,7 +69,7 @@ def reference(x, w, means, cov, weights):
 
 
 #: Each distinct fused function once, by the first family that has it (mclust's models
-#: stored as full or diag share full's and diag's).
+#: share the fused pass of the family they are stored as).
 FUSED: dict = {}
 for _name, _fam in families.FAMILIES.items():
     if _fam.fused_stats is not None:
@@ -73,7 +81,8 @@ for _name, _fam in families.FAMILIES.items():
 @pytest.mark.parametrize("name", sorted(set(FUSED.values())))
 def test_fused_stats_match_naive_reference(name, dtype, d):
     fam = families.get(name)
-    far = FAR_DIAG32 if (name == "diag" and dtype == "float32") else FAR[dtype]
+    diag_pass = name in ("diag", "spherical")  # spherical runs diag's fused pass
+    far = FAR_DIAG32 if (diag_pass and dtype == "float32") else FAR[dtype]
     x, w, means, pf, _ = problem(name, far, d)
     weights = np.array([0.3, 0.5, 0.2])
     dt = jnp.dtype(dtype)
@@ -87,15 +96,18 @@ def test_fused_stats_match_naive_reference(name, dtype, d):
     x, w, means, pf = args
     if name == "full":
         cov = np.linalg.inv(np.einsum("kab,kcb->kac", pf, pf))
+    elif name == "tied":
+        cov = np.repeat(np.linalg.inv(pf @ pf.T)[None], K_, axis=0)
     else:
-        cov = (1.0 / pf**2)[:, :, None] * np.eye(d)
+        var = 1.0 / pf**2
+        cov = (var[:, None] if name == "spherical" else var)[:, :, None] * np.eye(d)
     l_ref, nk_ref, s1_ref, s2_ref = reference(x, w, means, cov, weights)
     out = run(*(jnp.asarray(a, dt) for a in (x, w, means, pf, np.log(weights))))
     l, nk, s1, s2 = (np.asarray(a, np.float64) for a in out)
     eps = np.finfo(dtype).eps
     # the expanded quadratic form loses about eps |x|^2_Lambda (d far^2 at the far
     # component), the differences form x P - mu P about eps |x P| |y| (d^1.5 far)
-    expanded = name == "diag" or (dtype == "float64" and families.features_fit(d))
+    expanded = diag_pass or (dtype == "float64" and families.features_fit(d))
     l_tol = 20 * eps * d * (far**2 if expanded else far * np.sqrt(d))
     assert np.max(np.abs(l - l_ref)) <= l_tol
     # moments relative to their own scale (responsibilities move with the log-densities)
@@ -104,6 +116,8 @@ def test_fused_stats_match_naive_reference(name, dtype, d):
     scale1 = w.sum() * np.max(np.abs(x))
     np.testing.assert_allclose(s1, s1_ref, rtol=r_tol, atol=r_tol * scale1)
     s2_ref_fam = s2_ref if fam.matrix else np.diagonal(s2_ref, axis1=1, axis2=2)
+    if fam.shared:
+        s2_ref_fam = s2_ref.sum(axis=0)
     np.testing.assert_allclose(s2, s2_ref_fam, rtol=r_tol, atol=r_tol * scale1 * np.max(np.abs(x)))
     # padding rows (w = 0) add nothing; their log-likelihood is still finite
     assert np.all(np.isfinite(l))

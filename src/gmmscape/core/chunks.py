@@ -16,10 +16,17 @@ import numpy as np
 #: a pass 7% (full) to 8% (diag) faster than 4096 rows (N = 2.5e5, one thread;
 #: benchmarks/results/estimator_profile.md has the same trend at N = 1e6).
 CHUNK_BUDGET = 2**18
+#: Most rows of a chunk (:func:`chunk_layout`, ``chunk_size`` None): where ``k d`` is small
+#: the budget alone would give long chunks, whose kernels XLA splits over its threads at
+#: a cost in CPU time and whose intermediates leave the cache. 1024-row chunks instead of
+#: the budget's 4096-32768 ran an iteration 0-20% faster at N = 1e6 (d = 2 and 16, k = 4
+#: and 16) and model selection on N = 1e5, d = 5 26% faster.
+MAX_ROWS = 1024
 #: Data whose largest intermediate (n x k x d per start) holds at most this many elements
-#: is not chunked: one padded chunk (32 MB in float64), so the E-step compiles no loop and
-#: every such fit of a (k, d) runs the same programs.
-SINGLE_CHUNK = 2**22
+#: is not chunked: one chunk padded to a power of two (4 MB in float64), so the E-step
+#: compiles no loop and every such fit of a (k, d) runs the same programs. Larger data
+#: would waste up to half of every pass on the padding (N = 1e5: 31%).
+SINGLE_CHUNK = 2**19
 #: Fewest rows a chunk is padded to: every input of up to this many rows (a small data
 #: set, a cross-validation fold, a batch to predict) runs the same compiled programs.
 MIN_ROWS = 256
@@ -86,8 +93,9 @@ def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | Non
 
     Inputs whose ``(n, k, d)`` intermediate holds at most :data:`SINGLE_CHUNK` elements
     per start are one chunk padded to a power of two of at least :data:`MIN_ROWS` rows
-    (few distinct compiled shapes); larger ones are cut into chunks whose
-    ``(rows, k, d)`` intermediates hold at most :data:`CHUNK_BUDGET` elements per start.
+    (few distinct compiled shapes); larger ones are cut into chunks of at most
+    :data:`MAX_ROWS` rows whose ``(rows, k, d)`` intermediates hold at most
+    :data:`CHUNK_BUDGET` elements per start.
 
     Parameters
     ----------
@@ -106,7 +114,7 @@ def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | Non
     if chunk_size is None:
         if n * k * d * n_batch <= SINGLE_CHUNK:  # small data: one chunk, fewest programs
             return max(MIN_ROWS, next_pow2(n)), 1
-        rows = chunk_length(k * d * n_batch, CHUNK_BUDGET, lo=256)
+        rows = chunk_length(k * d * n_batch, CHUNK_BUDGET, lo=MIN_ROWS, hi=MAX_ROWS)
     else:
         rows = int(chunk_size)
     if n <= rows:

@@ -401,6 +401,27 @@ def _stats_diag(x, w, means, pc, log_weights, normalize):
     return l, jnp.sum(wr, axis=0), t[:, :d], t[:, d:]
 
 
+def _stats_tied(x, w, means, pc, log_weights, normalize):
+    # the full family's expanded form with the shared factor; s2 summed over components
+    d = x.shape[1]
+    if not (features_fit(d) and expands_full(x.dtype)):
+        l, resp = normalize(_log_tied(x, means, pc) + log_weights[None, :])
+        return (l, *_moments_tied(x, w[:, None] * resp))
+    z = _full_features(x)
+    wq, c = _natural_full(means, jnp.broadcast_to(pc, (means.shape[0], d, d)))
+    l, resp = normalize(z @ wq + (c + log_weights)[None, :])
+    wr = w[:, None] * resp
+    t = wr.T @ z
+    p = t.shape[1] - d
+    return l, jnp.sum(wr, axis=0), t[:, p:], _unpack_pairs(jnp.sum(t[:, :p], axis=0), d)
+
+
+def _stats_spherical(x, w, means, pc, log_weights, normalize):
+    # the diagonal family's fused pass with the variance repeated over the features
+    return _stats_diag(x, w, means, jnp.broadcast_to(pc[:, None], means.shape), log_weights,
+                       normalize)  # fmt: skip
+
+
 # --------------------------------------------------------------------------------------
 # sampling (NumPy, scikit-learn's draws)
 # --------------------------------------------------------------------------------------
@@ -639,13 +660,14 @@ FAMILIES: dict[str, Family] = {
                _scatter_full, lambda k, d: k * d * (d + 1) // 2, _noise_matrix,
                fused_stats=_stats_full),
         Family("tied", lambda k, d: (d, d), True, True, _log_tied, _moments_tied,
-               _scatter_tied, lambda k, d: d * (d + 1) // 2, _noise_matrix),
+               _scatter_tied, lambda k, d: d * (d + 1) // 2, _noise_matrix,
+               fused_stats=_stats_tied),
         Family("diag", lambda k, d: (k, d), False, False, _log_diag, _moments_squares,
                _scatter_diag, lambda k, d: k * d, _noise_variances,
                fused_stats=_stats_diag),
         Family("spherical", lambda k, d: (k,), False, False, _log_spherical,
                _moments_squares, _scatter_spherical, lambda k, d: k, _noise_variances,
-               False),
+               False, fused_stats=_stats_spherical),
         Family("isotropic", lambda k, d: (), True, False, _log_isotropic, _moments_squares,
                _scatter_isotropic, lambda k, d: 1, _noise_variances, False),
     )

@@ -177,7 +177,7 @@ class Batch:
 
 
 def prepare(X, sample_weight, model: str, ks, settings: dict, cache: dict | None = None,
-            group: tuple | None = None) -> Batch | None:  # fmt: skip
+            group: tuple | None = None, warm: bool = False) -> Batch | None:  # fmt: skip
     """Prepare ``GaussianMixture(k, covariance_type=model, **settings)`` for every ``k``
     of ``ks`` as one batch (see the module doc): validation, the data chunked on the
     device and the hierarchical-clustering partitions.
@@ -203,6 +203,12 @@ def prepare(X, sample_weight, model: str, ks, settings: dict, cache: dict | None
     group : tuple of str, optional
         Models stored like ``model`` (:func:`gmmscape.estimator._kernels.model_groups`)
         whose batches run the same program, the model picked by its index in the group.
+    warm : bool, default False
+        A warm-up batch instead: the same program (same shapes, same static arguments)
+        run for one iteration from a round-robin partition, without the hierarchical
+        clustering. Running it loads (or compiles) the program, so that
+        :func:`gmmscape.select` can do that on its threads while the tree is built; its
+        output is discarded.
 
     Returns
     -------
@@ -238,13 +244,17 @@ def prepare(X, sample_weight, model: str, ks, settings: dict, cache: dict | None
     active = np.zeros((len(ks), k_pad), dtype)
     for j, k in enumerate(ks):
         key = ("hc", np.dtype(dtype).str, crit, k)
-        if key not in cache:
-            cache[key] = hc_labels(Xd, k, crit)
-        lc[j, :n] = cache[key]
+        if warm:
+            lc[j, :n] = np.arange(n) % k
+        else:
+            if key not in cache:
+                cache[key] = hc_labels(Xd, k, crit)
+            lc[j, :n] = cache[key]
         active[j, :k] = 1.0
     masks = K.Masks(active, active, active)
     wsum = np.sum(wd, dtype=np.float64).astype(dtype)
-    hyper = fd.hyper(ref.reg_covar, ref.step_size, ref.tol, ref.max_iter, ref.tol_type)
+    n_max = 1 if warm else ref.max_iter  # traced: the program is the same
+    hyper = fd.hyper(ref.reg_covar, ref.step_size, ref.tol, n_max, ref.tol_type)
     args = (
         fd.data.xc,
         fd.data.wc,

@@ -484,6 +484,7 @@ def _run_grid(X, w, models, ks, fits, settings, batch: bool, n_jobs):
     workers = max(1, stat_threads(n_jobs, 4 * len(tasks)))
     shared: dict = {}  # the grid's data on the device and its partitions, made once
     with ThreadPoolExecutor(workers) as pool:
+        _warm_up(pool, X, w, tasks, models, groups, settings, shared)
         pending = deque()
 
         def finish(item):
@@ -511,6 +512,30 @@ def _run_grid(X, w, models, ks, fits, settings, batch: bool, n_jobs):
                 yield from finish(pending.popleft())
         while pending:
             yield from finish(pending.popleft())
+
+
+def _warm_up(pool, X, w, tasks, models, groups, settings, shared) -> None:
+    """Submit to ``pool`` one warm-up run (:func:`gmmscape.estimator._grid.prepare`,
+    ``warm=True``) of each distinct program of the batched ``tasks``.
+
+    The programs then load from the persistent cache (or compile) on the threads while
+    this thread builds the hierarchical-clustering tree that the real batches need;
+    each warm-up is one iteration and its output is discarded. A program is named by
+    its storage group, its padded number of components and its batch size (the data's
+    layout is the grid's)."""
+    from gmmscape.estimator._kernels import component_bucket
+
+    n, d = X.shape
+    seen = set()
+    for i, where, batched in tasks:
+        ks = [k for _, k in where]
+        key = (groups[models[i]], component_bucket(max(ks), n, d), len(ks))
+        if not batched or key in seen:
+            continue
+        seen.add(key)
+        b = _grid.prepare(X, w, models[i], ks, settings, shared, groups[models[i]], warm=True)
+        if b is not None:
+            pool.submit(b.run)
 
 
 def _fit_one(gm: GaussianMixture, X, w) -> _grid.Cell:
