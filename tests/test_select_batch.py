@@ -179,3 +179,21 @@ def test_models_stored_alike_share_one_program():
     res = gmmscape.select(X, [1, 3], models)
     assert K.fit_from_labels._cache_size() - before == 2  # diagonal and full storage
     check_against_direct(res, X)
+
+
+def test_batches_of_one_pad_only_where_a_program_is_shared():
+    from gmmscape.estimator import _kernels as K
+
+    n, d, grid = 30_000, 5, [5, 6, 9]
+    assert _grid.padded_components([9], grid, n, d) == 9  # its bucket (12) holds no other k
+    assert _grid.padded_components([5], grid, n, d) == 6  # 5 and 6 share one program
+    assert _grid.padded_components([6], grid, n, d) == 6
+    assert _grid.padded_components(grid, grid, n, d) == 12  # one batch: the largest's bucket
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(n, d)) + 3.0 * (rng.random((n, 1)) < 0.4)
+    assert not _grid.batchable(X, grid, SETTINGS)
+    before = K.fit_from_labels._cache_size()
+    res = gmmscape.select(X, grid, ["VVI"])
+    # programs for 6 and 9 components: the warm-up runs are the same programs
+    assert K.fit_from_labels._cache_size() - before == 2
+    check_against_direct(res, X, whole=False)

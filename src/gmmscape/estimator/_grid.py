@@ -176,8 +176,38 @@ class Batch:
         return out, time.perf_counter() - t0
 
 
+def padded_components(ks, grid, n: int, d: int) -> int:
+    """The number of components a batch of ``ks`` is compiled for, within a grid.
+
+    A batch of several k: the bucket of the largest
+    (:func:`gmmscape.estimator._kernels.component_bucket`). A batch of one k: its bucket
+    where another k of the grid shares that bucket (one program serves both), else k
+    itself, since padding would then add arithmetic and save no program.
+
+    Parameters
+    ----------
+    ks : sequence of int
+        The batch's numbers of components.
+    grid : sequence of int
+        Every number of components of the grid.
+    n, d : int
+        Rows and features of the data.
+
+    Returns
+    -------
+    int
+    """
+    k_pad = K.component_bucket(max(ks), n, d)
+    if len(ks) == 1:
+        shared = [k for k in set(grid) if K.component_bucket(k, n, d) == k_pad]
+        if len(shared) == 1:
+            return int(ks[0])
+    return k_pad
+
+
 def prepare(X, sample_weight, model: str, ks, settings: dict, cache: dict | None = None,
-            group: tuple | None = None, warm: bool = False) -> Batch | None:  # fmt: skip
+            group: tuple | None = None, warm: bool = False,
+            grid=None) -> Batch | None:  # fmt: skip
     """Prepare ``GaussianMixture(k, covariance_type=model, **settings)`` for every ``k``
     of ``ks`` as one batch (see the module doc): validation, the data chunked on the
     device and the hierarchical-clustering partitions.
@@ -209,6 +239,9 @@ def prepare(X, sample_weight, model: str, ks, settings: dict, cache: dict | None
         clustering. Running it loads (or compiles) the program, so that
         :func:`gmmscape.select` can do that on its threads while the tree is built; its
         output is discarded.
+    grid : sequence of int, optional
+        Every number of components of the grid (default ``ks``), which sets the padding
+        (:func:`padded_components`).
 
     Returns
     -------
@@ -226,7 +259,7 @@ def prepare(X, sample_weight, model: str, ks, settings: dict, cache: dict | None
         Xv = ref._validate_X(X, reset=True)
         n, d = Xv.shape
         dtype = ref._compute_dtype(np.dtype(Xv.dtype))
-        k_pad = K.component_bucket(max(ks), n, d)
+        k_pad = padded_components(ks, ks if grid is None else grid, n, d)
         cache = {} if cache is None else cache
         layout = ("data", np.dtype(dtype).str, k_pad, len(ks))
         if layout in cache:  # the same points: only the model's own parts differ

@@ -484,7 +484,7 @@ def _run_grid(X, w, models, ks, fits, settings, batch: bool, n_jobs):
     workers = max(1, stat_threads(n_jobs, 4 * len(tasks)))
     shared: dict = {}  # the grid's data on the device and its partitions, made once
     with ThreadPoolExecutor(workers) as pool:
-        _warm_up(pool, X, w, tasks, models, groups, settings, shared)
+        _warm_up(pool, X, w, tasks, models, groups, settings, shared, fits)
         pending = deque()
 
         def finish(item):
@@ -501,11 +501,10 @@ def _run_grid(X, w, models, ks, fits, settings, batch: bool, n_jobs):
 
         for i, where, batched in tasks:
             ks_b = [k for _, k in where]
-            b = (
-                _grid.prepare(X, w, models[i], ks_b, settings, shared, groups[models[i]])
-                if batched
-                else None
-            )
+            b = None
+            if batched:
+                b = _grid.prepare(X, w, models[i], ks_b, settings, shared, groups[models[i]],
+                                  grid=fits)  # fmt: skip
             fut = None if b is None else pool.submit(b.run)
             pending.append((i, where, b, fut))
             while len(pending) > 2 * workers:
@@ -514,7 +513,7 @@ def _run_grid(X, w, models, ks, fits, settings, batch: bool, n_jobs):
             yield from finish(pending.popleft())
 
 
-def _warm_up(pool, X, w, tasks, models, groups, settings, shared) -> None:
+def _warm_up(pool, X, w, tasks, models, groups, settings, shared, fits) -> None:
     """Submit to ``pool`` one warm-up run (:func:`gmmscape.estimator._grid.prepare`,
     ``warm=True``) of each distinct program of the batched ``tasks``.
 
@@ -523,17 +522,16 @@ def _warm_up(pool, X, w, tasks, models, groups, settings, shared) -> None:
     each warm-up is one iteration and its output is discarded. A program is named by
     its storage group, its padded number of components and its batch size (the data's
     layout is the grid's)."""
-    from gmmscape.estimator._kernels import component_bucket
-
     n, d = X.shape
     seen = set()
     for i, where, batched in tasks:
         ks = [k for _, k in where]
-        key = (groups[models[i]], component_bucket(max(ks), n, d), len(ks))
+        key = (groups[models[i]], _grid.padded_components(ks, fits, n, d), len(ks))
         if not batched or key in seen:
             continue
         seen.add(key)
-        b = _grid.prepare(X, w, models[i], ks, settings, shared, groups[models[i]], warm=True)
+        b = _grid.prepare(X, w, models[i], ks, settings, shared, groups[models[i]],
+                          warm=True, grid=fits)  # fmt: skip
         if b is not None:
             pool.submit(b.run)
 
