@@ -175,3 +175,13 @@ def test_a_second_process_traces_none_of_our_functions_and_fits_the_same(tmp_pat
         assert run["n_iter"] == plain["n_iter"]
         assert run["ll"] == pytest.approx(plain["ll"], rel=1e-13)
         np.testing.assert_allclose(run["bic"], plain["bic"], rtol=1e-12)
+
+
+def test_prepared_says_whether_a_call_would_load_a_program(store):
+    x, w = _data()
+    prog = ps.stored_jit(_toy, static_argnames=("power",))
+    assert not prog.prepared(x, w, power=2)
+    _check(prog(x, w, power=2), x, w, 2)
+    assert prog.prepared(x, w, power=2)
+    assert not prog.prepared(x, w, power=3)  # another static argument: another program
+    assert not prog.prepared(*_data(9), power=2)  # another shape

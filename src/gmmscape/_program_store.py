@@ -171,19 +171,37 @@ class StoredProgram:
         """Programs this process holds for the function (stored and plainly jitted)."""
         return len(self._calls) + self._jit._cache_size()
 
-    def __call__(self, *args, **kwargs):
-        folder = store_dir()
+    def _key(self, args, kwargs):
         leaves, tree = jax.tree_util.tree_flatten((args, {
             k: v for k, v in kwargs.items() if k not in self._static
         }))  # fmt: skip
+        static = tuple(sorted((k, v) for k, v in kwargs.items() if k in self._static))
+        return leaves, tree, (tree, tuple(_aval(x) for x in leaves), static)
+
+    def prepared(self, *args, **kwargs) -> bool:
+        """Whether this process already holds the stored program of this call (loaded
+        from the store or exported, then run): calling it again loads nothing.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            As for a call.
+
+        Returns
+        -------
+        bool
+        """
+        return bool(self._calls.get(self._key(args, kwargs)[2]))
+
+    def __call__(self, *args, **kwargs):
+        folder = store_dir()
+        leaves, tree, key = self._key(args, kwargs)
         if (
             folder is None
             or any(isinstance(x, jax.core.Tracer) for x in leaves)
             or not _can_serialize()
         ):
             return self._jit(*args, **kwargs)
-        static = tuple(sorted((k, v) for k, v in kwargs.items() if k in self._static))
-        key = (tree, tuple(_aval(x) for x in leaves), static)
         call = self._calls.get(key)
         if call is None:
             with self._lock:

@@ -519,9 +519,12 @@ def _warm_up(pool, X, w, tasks, models, groups, settings, shared, fits) -> None:
 
     The programs then load from the persistent cache (or compile) on the threads while
     this thread builds the hierarchical-clustering tree that the real batches need;
-    each warm-up is one iteration and its output is discarded. A program is named by
+    each warm-up is one iteration and its output is discarded; a program this process
+    already holds gets none (a second selection). A program is named by
     its storage group, its padded number of components and its batch size (the data's
     layout is the grid's)."""
+    from gmmscape.estimator import _kernels as K
+
     n, d = X.shape
     seen = set()
     for i, where, batched in tasks:
@@ -532,7 +535,7 @@ def _warm_up(pool, X, w, tasks, models, groups, settings, shared, fits) -> None:
         seen.add(key)
         b = _grid.prepare(X, w, models[i], ks, settings, shared, groups[models[i]],
                           warm=True, grid=fits)  # fmt: skip
-        if b is not None:
+        if b is not None and not K.fit_from_labels.prepared(*b.args, **b.static):
             pool.submit(b.run)
 
 
