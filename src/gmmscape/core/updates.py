@@ -178,6 +178,8 @@ def m_step(
     step_size,
     family: str,
     algorithm: str,
+    scatter=None,
+    coupled=None,
 ) -> tuple[Params, jax.Array]:
     """One M-step (or gradient EM step for the means) of a mixture of any family.
 
@@ -202,6 +204,13 @@ def m_step(
         Gradient-EM step ``eta`` (unused by ``"em"``).
     family : str
     algorithm : {"em", "gradient_em"}
+    scatter : callable, optional
+        The scatter in place of the family's (same signature as
+        :attr:`gmmscape.core.families.Family.scatter`): another model stored like
+        ``family``, or a ``lax.switch`` over several (one program for a group of models).
+    coupled : bool or bool array of shape (), optional
+        In place of the family's :attr:`~gmmscape.core.families.Family.coupled` (traced
+        for a group of models).
 
     Returns
     -------
@@ -224,12 +233,19 @@ def m_step(
     fam = families.get(family)
     empty = stats.r0 <= 10.0 * jnp.finfo(dtype).eps * stats.w
     nk_safe = jnp.where(empty, 1.0, stats.r0)
-    scatter = fam.scatter(stats.r0, stats.r1, stats.s2, stats.w, new_m, nk_safe)
-    cov = fam.add_to_variances(scatter, reg_covar)
+    scatter = fam.scatter if scatter is None else scatter
+    coupled = fam.coupled if coupled is None else coupled
+    cov = fam.add_to_variances(
+        scatter(stats.r0, stats.r1, stats.s2, stats.w, new_m, nk_safe), reg_covar
+    )
     if fam.shared:
         keep = ~(jnp.any(masks.covariances > 0))
     else:  # an empty component keeps its covariance unless the model ties them
-        keep = masks.covariances <= 0 if fam.coupled else empty | (masks.covariances <= 0)
+        frozen = masks.covariances <= 0
+        if isinstance(coupled, bool):
+            keep = frozen if coupled else empty | frozen
+        else:
+            keep = jnp.where(coupled, frozen, empty | frozen)
         keep = keep.reshape((-1,) + (1,) * (cov.ndim - 1))
     cov = jnp.where(keep, params.covariances, cov)
     cov, pc, n_bad = fam.factor(cov, floor)

@@ -86,11 +86,14 @@ def _scatter(cov_type, which, *args):
 
 def _m_step(st, params, masks, reg_covar, floor, step_size, cov_type, algorithm, which):
     """:func:`gmmscape.core.updates.m_step` of ``cov_type`` (a name, or a group and the
-    index ``which`` of the model in it)."""
+    index ``which`` of the model in it). For a group only the scatter (and whether the
+    model ties its components' covariances) depends on ``which``: the weights, the means
+    and the factorization of the storage family are compiled once, not once per model."""
     if isinstance(cov_type, str):
         return m_step(st, params, masks, reg_covar, floor, step_size, cov_type, algorithm)
-    branches = [partial(m_step, family=m, algorithm=algorithm) for m in cov_type]
-    return jax.lax.switch(which, branches, st, params, masks, reg_covar, floor, step_size)
+    coupled = jnp.asarray([families.get(m).coupled for m in cov_type])[which]
+    return m_step(st, params, masks, reg_covar, floor, step_size, storage(cov_type), algorithm,
+                  scatter=partial(_scatter, cov_type, which), coupled=coupled)  # fmt: skip
 
 
 @partial(jax.jit, static_argnames=("k", "cov_type"))
