@@ -192,6 +192,23 @@ def test_one_chunking_rule():
     assert padded_length(5000, 4096, lo=256) == 4096
 
 
+def test_chunk_layout_pads_only_small_data_and_caps_the_rows():
+    from gmmscape.core import chunks
+
+    # small data: one chunk padded to a power of two (iris, digits' BIC loop)
+    assert chunks.chunk_layout(150, 8, 4) == (256, 1)
+    assert chunks.chunk_layout(1797, 12, 64) == (2048, 1)
+    # many rows: chunks of at most MAX_ROWS, never one chunk padded by up to half
+    rows, n_chunks = chunks.chunk_layout(100_000, 8, 5)
+    assert rows == chunks.MAX_ROWS and n_chunks == 98
+    assert rows * n_chunks - 100_000 < rows
+    # large k d: the element budget sets shorter chunks, as before
+    assert chunks.chunk_layout(10**6, 16, 16) == (1024, 977)
+    assert chunks.chunk_layout(10**6, 64, 64) == (chunks.MIN_ROWS, 3907)
+    # a chunk size given by the user is kept
+    assert chunks.chunk_layout(100_000, 8, 5, chunk_size=4096) == (4096, 25)
+
+
 @pytest.mark.parametrize("name", ["full", "tied", "diag", "spherical"])
 def test_statistics_jit_equals_eager_and_vmap_equals_loop(name):
     import jax

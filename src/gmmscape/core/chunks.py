@@ -22,11 +22,15 @@ CHUNK_BUDGET = 2**18
 #: the budget's 4096-32768 ran an iteration 0-20% faster at N = 1e6 (d = 2 and 16, k = 4
 #: and 16) and model selection on N = 1e5, d = 5 26% faster.
 MAX_ROWS = 1024
-#: Data whose largest intermediate (n x k x d per start) holds at most this many elements
-#: is not chunked: one chunk padded to a power of two (4 MB in float64), so the E-step
-#: compiles no loop and every such fit of a (k, d) runs the same programs. Larger data
-#: would waste up to half of every pass on the padding (N = 1e5: 31%).
-SINGLE_CHUNK = 2**19
+#: Data of at most :data:`SINGLE_CHUNK_ROWS` rows whose largest intermediate (n x k x d
+#: per start) holds at most this many elements are not chunked: one chunk padded to a
+#: power of two (32 MB in float64), so the E-step compiles no loop and every such fit of
+#: a (k, d) runs the same programs.
+SINGLE_CHUNK = 2**22
+#: More rows than this are always chunked: one chunk padded to the next power of two
+#: would spend up to half of every pass on padding rows (N = 1e5: 31%), where the
+#: arithmetic, not the compiling, is what costs.
+SINGLE_CHUNK_ROWS = 2**14
 #: Fewest rows a chunk is padded to: every input of up to this many rows (a small data
 #: set, a cross-validation fold, a batch to predict) runs the same compiled programs.
 MIN_ROWS = 256
@@ -91,9 +95,10 @@ def padded_length(n: int, chunk: int, lo: int = 1) -> int:
 def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | None = None):
     """Rows per chunk and number of chunks for ``n`` points.
 
-    Inputs whose ``(n, k, d)`` intermediate holds at most :data:`SINGLE_CHUNK` elements
-    per start are one chunk padded to a power of two of at least :data:`MIN_ROWS` rows
-    (few distinct compiled shapes); larger ones are cut into chunks of at most
+    Inputs of at most :data:`SINGLE_CHUNK_ROWS` rows whose ``(n, k, d)`` intermediate
+    holds at most :data:`SINGLE_CHUNK` elements per start are one chunk padded to a
+    power of two of at least :data:`MIN_ROWS` rows (few distinct compiled shapes);
+    larger ones are cut into chunks of at most
     :data:`MAX_ROWS` rows whose ``(rows, k, d)`` intermediates hold at most
     :data:`CHUNK_BUDGET` elements per start.
 
@@ -112,7 +117,7 @@ def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | Non
     n_chunks : int
     """
     if chunk_size is None:
-        if n * k * d * n_batch <= SINGLE_CHUNK:  # small data: one chunk, fewest programs
+        if n <= SINGLE_CHUNK_ROWS and n * k * d * n_batch <= SINGLE_CHUNK:  # small data
             return max(MIN_ROWS, next_pow2(n)), 1
         rows = chunk_length(k * d * n_batch, CHUNK_BUDGET, lo=MIN_ROWS, hi=MAX_ROWS)
     else:
