@@ -1,5 +1,6 @@
 """gmmscape.GaussianMixture against scikit-learn, scipy and naive NumPy references."""
 
+import os
 import re
 import warnings
 
@@ -203,6 +204,12 @@ def test_stat_threads_gives_each_thread_four_chunks():
     assert stat_threads(8, 100) == 8
     assert stat_threads(1, 100) == 1
     assert stat_threads(None, 7) == 1  # too few chunks to be worth a host loop
+    # by default none for a small pass (N = 1e5, d = 2, k = 4), as many as asked for
+    assert stat_threads(None, 98, 100_352 * 4 * 2) == 1
+    assert stat_threads(2, 98, 100_352 * 4 * 2) == 2
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    big = min(cores, 977 // 4)
+    assert stat_threads(None, 977, 1_000_448 * 16 * 16) == (big if big >= 2 else 1)
 
 
 def test_dask_input_matches_numpy():

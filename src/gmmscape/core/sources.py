@@ -936,22 +936,35 @@ def device_chunks(X: np.ndarray, w: np.ndarray, rows: int, n_chunks: int, offset
     return xc, jax.device_put(wp.reshape(n_chunks, rows))
 
 
-def stat_threads(n_threads: int | None, n_chunks: int) -> int:
+#: Fewest elements of one pass (rows x k x d x starts) for which :class:`Chunks` sums its
+#: statistics on host threads by default: a smaller pass costs about as much as the
+#: host's own work per iteration. N = 1e5, d = 2, float64, ms per iteration in the
+#: compiled loop / on two host threads: k = 4 (8e5 elements) diag 2.7 / 3.9, full 1.5 /
+#: 4.5; k = 16 (3.2e6) diag 8.1 / 6.4, full 8.7 / 8.2.
+THREAD_MIN_ELEMENTS = 2**21
+
+
+def stat_threads(n_threads: int | None, n_chunks: int, elements: int | None = None) -> int:
     """Host threads for the statistics of :class:`Chunks`.
 
-    ``n_threads`` (default: usable cores), at most one per four chunks (below that the
+    ``n_threads`` (default: the usable cores, or none for a pass of fewer than
+    :data:`THREAD_MIN_ELEMENTS` elements), at most one per four chunks (below that the
     host loop costs more than the threads save); 1 means one compiled loop.
 
     Parameters
     ----------
     n_threads : int or None
     n_chunks : int
+    elements : int, optional
+        Elements of one pass (rows x k x d x starts), for the default; None: no bound.
 
     Returns
     -------
     int
     """
     if n_threads is None:
+        if elements is not None and elements < THREAD_MIN_ELEMENTS:
+            return 1
         n_threads = (
             len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         )
@@ -1014,7 +1027,7 @@ class Chunks:
         n, d = X.shape
         rows, n_chunks = chunk_layout(n, k, d, n_batch, chunk_size)
         xc, wc = device_chunks(X, w, rows, n_chunks, offset)
-        return cls(xc, wc, stat_threads(n_threads, n_chunks))
+        return cls(xc, wc, stat_threads(n_threads, n_chunks, rows * n_chunks * k * d * n_batch))
 
     @property
     def n_rows(self) -> int:
