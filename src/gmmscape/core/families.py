@@ -410,10 +410,8 @@ def _stats_tied(x, w, means, pc, log_weights, normalize):
     z = _full_features(x)
     wq, c = _natural_full(means, jnp.broadcast_to(pc, (means.shape[0], d, d)))
     l, resp = normalize(z @ wq + (c + log_weights)[None, :])
-    wr = w[:, None] * resp
-    t = wr.T @ z
-    p = t.shape[1] - d
-    return l, jnp.sum(wr, axis=0), t[:, p:], _unpack_pairs(jnp.sum(t[:, :p], axis=0), d)
+    nk, s1, s2 = _moments_full_features(z, w[:, None] * resp, d)
+    return l, nk, s1, jnp.sum(s2, axis=0)
 
 
 def _stats_spherical(x, w, means, pc, log_weights, normalize):

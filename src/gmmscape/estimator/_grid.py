@@ -276,10 +276,10 @@ def prepare(X, sample_weight, model: str, ks, settings: dict, cache: dict | None
     lc = np.full((len(ks), n_chunks * rows), -1, np.int32)
     active = np.zeros((len(ks), k_pad), dtype)
     for j, k in enumerate(ks):
-        key = ("hc", np.dtype(dtype).str, crit, k)
         if warm:
             lc[j, :n] = np.arange(n) % k
         else:
+            key = ("hc", np.dtype(dtype).str, crit, k)
             if key not in cache:
                 cache[key] = hc_labels(Xd, k, crit)
             lc[j, :n] = cache[key]
