@@ -310,6 +310,11 @@ def prepare(X, sample_weight, model: str, ks, settings: dict, cache: dict | None
                  time.perf_counter() - t0)  # fmt: skip
 
 
+#: What :meth:`GaussianMixture._validate_X` sets on a fitted estimator (scikit-learn's
+#: ``validate_data`` with ``reset=True``).
+_VALIDATED = ("n_features_in_", "feature_names_in_")
+
+
 def finish(batch: Batch, out, seconds: float) -> list[Cell]:
     """The cells of a batch from the output of :meth:`Batch.run` (in the thread that
     records warnings: :func:`finish_recorded`).
@@ -336,7 +341,11 @@ def finish(batch: Batch, out, seconds: float) -> list[Cell]:
         em = jax.tree_util.tree_map(lambda a, j=j: a[j : j + 1], out.em)
         em = em._replace(params=K.unpad_components(em.params, k, model))
         gm = GaussianMixture(k, covariance_type=model, **batch.settings)
-        gm._validate_X(batch.X, reset=True)
+        if not cells:  # the data are the same for every k: validated once
+            gm._validate_X(batch.X, reset=True)
+            seen = {a: getattr(gm, a) for a in _VALIDATED if hasattr(gm, a)}
+        for a, v in seen.items():
+            setattr(gm, a, v)
         reason = finish_recorded(
             gm, lambda gm=gm, em=em: gm._finish(gm._keep_best(em, lb0), batch.fd)
         )
