@@ -117,6 +117,7 @@ def child(lib: str, case: str, mode: str, env_extra: dict) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
     env.pop("GMMSCAPE_COMPILATION_CACHE", None)
     env.pop("GMMSCAPE_CACHE_DIR", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode cache on, as an installed package
     if mode == "1thread":
         env.update(dict.fromkeys(THREAD_VARS, "1"))
     env.update(env_extra)
