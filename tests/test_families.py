@@ -195,9 +195,18 @@ def test_one_chunking_rule():
 def test_chunk_layout_pads_only_small_data_and_caps_the_rows():
     from gmmscape.core import chunks
 
-    # small data: one chunk padded to a power of two (iris, digits' BIC loop)
+    # small data: one chunk padded to a rung of the row ladder (iris, faithful, digits)
     assert chunks.chunk_layout(150, 8, 4) == (256, 1)
-    assert chunks.chunk_layout(1797, 12, 64) == (2048, 1)
+    assert chunks.chunk_layout(272, 12, 2) == (288, 1)
+    assert chunks.chunk_layout(1797, 12, 64) == (1920, 1)
+    # the ladder: 8 equal steps per octave, padding below 12.5%, nearby sizes share
+    ladder = [chunks.row_bucket(n) for n in range(1, 20_000)]
+    small = chunks.MIN_ROWS
+    assert all(r == small for r in ladder[:small])
+    assert all(n <= r < n * 1.125 for n, r in enumerate(ladder[small:], small + 1))
+    assert sorted(set(ladder))[:10] == [256, 288, 320, 352, 384, 416, 448, 480, 512, 576]
+    assert all(r % 32 == 0 for r in ladder)
+    assert chunks.row_bucket(1437) == chunks.row_bucket(1438)  # 5-fold CV of digits
     # many rows: chunks of at most MAX_ROWS, never one chunk padded by up to half
     rows, n_chunks = chunks.chunk_layout(100_000, 8, 5)
     assert rows == chunks.MAX_ROWS and n_chunks == 98

@@ -172,7 +172,7 @@ def test_models_stored_alike_share_one_program():
     assert groups["VEI"] == ("EEI", "VEI", "EVI", "VVI")
     assert groups["EEE"] == ("EEE",)
     assert groups["VVV"] == ("VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV")
-    # shapes no other test compiles: 300 x 3 (padded to 512 rows), k = 1, 3
+    # shapes no other test compiles: 300 x 3 (padded to 320 rows), k = 1, 3
     X = np.random.default_rng(11).normal(size=(300, 3)) * [1.0, 3.0, 0.5]
     models = ["EEI", "VEI", "VVI", "EVE", "VEV"]
     before = K.fit_from_labels._cache_size()
@@ -188,7 +188,7 @@ def test_batches_of_one_pad_only_where_a_program_is_shared():
     assert _grid.padded_components([9], grid, n, d) == 9  # its bucket (12) holds no other k
     assert _grid.padded_components([5], grid, n, d) == 6  # 5 and 6 share one program
     assert _grid.padded_components([6], grid, n, d) == 6
-    assert _grid.padded_components(grid, grid, n, d) == 12  # one batch: the largest's bucket
+    assert _grid.padded_components(grid, grid, n, d) == 9  # one batch: its largest k
     rng = np.random.default_rng(8)
     X = rng.normal(size=(n, d)) + 3.0 * (rng.random((n, 1)) < 0.4)
     assert not _grid.batchable(X, grid, SETTINGS)

@@ -2,7 +2,8 @@
 
 Every loop over data in chunks (the sample and stream sources, the estimator's E-step,
 the landscape's batches of starts) sizes its chunks here: a power of two, so that few
-distinct shapes are compiled, as large as a budget of array elements allows.
+distinct shapes are compiled, as large as a budget of array elements allows; small data
+are one chunk padded to a rung of :func:`row_bucket`.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ CHUNK_BUDGET = 2**18
 MAX_ROWS = 1024
 #: Data of at most :data:`SINGLE_CHUNK_ROWS` rows whose largest intermediate (n x k x d
 #: per start) holds at most this many elements are not chunked: one chunk padded to a
-#: power of two (32 MB in float64), so the E-step compiles no loop and every such fit of
-#: a (k, d) runs the same programs.
+#: rung of :func:`row_bucket` (32 MB in float64), so the E-step compiles no loop and the
+#: fits of a (k, d) on inputs of nearby sizes run the same programs.
 SINGLE_CHUNK = 2**22
-#: More rows than this are always chunked: one chunk padded to the next power of two
-#: would spend up to half of every pass on padding rows (N = 1e5: 31%), where the
-#: arithmetic, not the compiling, is what costs.
+#: More rows than this are always chunked into chunks of at most :data:`MAX_ROWS` rows
+#: (one chunk padded to the next power of two spent 31% of every pass at N = 1e5 on
+#: padding rows), where the arithmetic, not the compiling, is what costs.
 SINGLE_CHUNK_ROWS = 2**14
 #: Fewest rows a chunk is padded to: every input of up to this many rows (a small data
 #: set, a cross-validation fold, a batch to predict) runs the same compiled programs.
@@ -48,6 +49,34 @@ def next_pow2(n: int) -> int:
     int
     """
     return 1 << max(0, int(n) - 1).bit_length()
+
+
+#: Rungs per octave of the row ladder of unchunked data (:func:`row_bucket`).
+ROW_RUNGS = 8
+
+
+def row_bucket(n: int) -> int:
+    """The rows one unchunked input of ``n`` points is padded to: :data:`MIN_ROWS` for
+    ``n <= MIN_ROWS``, else the next rung of a ladder of :data:`ROW_RUNGS` equal steps
+    per octave (``2^j (1 + i / 8)``: 288, 320, ..., 512, 576, ...), so that padding adds
+    at most 12.5% to every pass while inputs of nearby sizes (cross-validation folds)
+    still share their compiled programs. On faithful (272 rows) 288 rows instead of the
+    next power of two, 512, took 37% off an EM iteration.
+
+    Parameters
+    ----------
+    n : int
+
+    Returns
+    -------
+    int
+        A multiple of ``MIN_ROWS / ROW_RUNGS`` (32), ``>= n``.
+    """
+    n = int(n)
+    if n <= MIN_ROWS:
+        return MIN_ROWS
+    step = (next_pow2(n) // 2) // ROW_RUNGS
+    return -(-n // step) * step
 
 
 def chunk_length(per_item: int, budget: int, lo: int = 1, hi: int | None = None) -> int:
@@ -97,7 +126,8 @@ def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | Non
 
     Inputs of at most :data:`SINGLE_CHUNK_ROWS` rows whose ``(n, k, d)`` intermediate
     holds at most :data:`SINGLE_CHUNK` elements per start are one chunk padded to a
-    power of two of at least :data:`MIN_ROWS` rows (few distinct compiled shapes);
+    rung of :func:`row_bucket`, at least :data:`MIN_ROWS` rows (few distinct compiled
+    shapes);
     larger ones are cut into chunks of at most
     :data:`MAX_ROWS` rows whose ``(rows, k, d)`` intermediates hold at most
     :data:`CHUNK_BUDGET` elements per start.
@@ -118,7 +148,7 @@ def chunk_layout(n: int, k: int, d: int, n_batch: int = 1, chunk_size: int | Non
     """
     if chunk_size is None:
         if n <= SINGLE_CHUNK_ROWS and n * k * d * n_batch <= SINGLE_CHUNK:  # small data
-            return max(MIN_ROWS, next_pow2(n)), 1
+            return row_bucket(n), 1
         rows = chunk_length(k * d * n_batch, CHUNK_BUDGET, lo=MIN_ROWS, hi=MAX_ROWS)
     else:
         rows = int(chunk_size)

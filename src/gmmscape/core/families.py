@@ -500,15 +500,17 @@ def _volume_shape(trace_of, shape_of, lam0, live, nk, d, dtype):
     def cond(state):
         it, lam, prev, _ = state
         change = jnp.max(jnp.abs(lam - prev) / jnp.maximum(lam, jnp.finfo(dtype).tiny))
-        return (it < INNER_MAX_ITER) & (change > tol)
+        return (it == 0) | ((it < INNER_MAX_ITER) & (change > tol))
 
     def body(state):
         it, lam, _, _ = state
         new, a = step(lam)
         return it + 1, new, lam, a
 
-    lam1, a1 = step(lam0)
-    _, lam, _, a = jax.lax.while_loop(cond, body, (1, lam1, lam0, a1))
+    # the first step inside the loop too: one copy of its code in the program
+    a0 = jax.eval_shape(shape_of, lam0)
+    init = (0, lam0, lam0, jnp.zeros(a0.shape, a0.dtype))
+    _, lam, _, a = jax.lax.while_loop(cond, body, init)
     return lam, a
 
 
@@ -609,12 +611,16 @@ def _scatter_vee(nk, s1, s2, w, means, nk_safe):
     wk = jnp.where(live[:, None, None], wk, 0.0)
     d = wk.shape[-1]
 
-    def shape_of(lam):
+    eye = jnp.eye(d, dtype=wk.dtype)
+
+    def shape_of(lam):  # the pooled scatter is positive definite: Cholesky, not LU
         c = jnp.sum(wk / lam[:, None, None], axis=0)
-        return c / jnp.exp(jnp.linalg.slogdet(c)[1] / d)
+        logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(jnp.linalg.cholesky(c))))
+        return c / jnp.exp(logdet / d)
 
     def trace_of(c):
-        return jnp.einsum("kij,ji->k", wk, jnp.linalg.inv(c))
+        inv = jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(c), True), eye)
+        return jnp.einsum("kij,ji->k", wk, inv)
 
     lam0 = jnp.trace(wk, axis1=1, axis2=2) / (d * jnp.where(live, nk, 1.0))
     lam, c = _volume_shape(trace_of, shape_of, lam0, live, nk, d, wk.dtype)

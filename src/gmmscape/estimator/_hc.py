@@ -148,8 +148,16 @@ class _Clusters:
         if self.model == "EII":
             return gain  # Ward: the increase of the within-cluster sum of squares
         tr = self.tr[a] + self.tr[b] + gain
-        scatter = self.G + self.S[b] + c[:, None, None] * diff[:, :, None] * diff[:, None, :]
-        return self._term(nab, scatter, tr) - (self.term[a] + self.term[b])
+        # the scatter enters only where the merged cluster has more than p points
+        det = np.zeros(len(nab))
+        big = np.flatnonzero(nab > self.p)
+        if len(big):
+            d = diff[big]
+            scatter = self.G + self.S[b[big]] + c[big, None, None] * d[:, :, None] * d[:, None, :]
+            det[big] = np.linalg.det(scatter / nab[big, None, None])
+        return _vvv_term(nab, det, tr, self.alpha, self.beta, self.p) - (
+            self.term[a] + self.term[b]
+        )  # fmt: skip
 
     def _stored(self, G, n):
         """The scatter mclust's ``hcvvv`` reads back for a cluster of ``n`` points formed
@@ -210,11 +218,31 @@ def _initial_costs(Z, model, alpha, beta):
     return D
 
 
-def _column_min(D, j):
-    """The least cost of column ``j`` over the rows ``i < j`` and its largest row."""
-    col = D[:j, j]
-    i = j - 1 - int(np.argmin(col[::-1]))
-    return col[i], i
+def _column_mins(D, cols):
+    """The least cost of each column ``j`` of ``cols`` over the rows ``i < j``, and the
+    largest such row, at once (``D`` is symmetric, so column ``j`` above the diagonal
+    is row ``j``'s first ``j`` entries).
+
+    Parameters
+    ----------
+    D : ndarray of shape (m, m)
+    cols : int ndarray of shape (c,)
+        Columns, each at least 1.
+
+    Returns
+    -------
+    least : ndarray of shape (c,)
+    rows : int ndarray of shape (c,)
+        The largest row of the least cost (``j - 1`` where every cost is ``inf``).
+    """
+    cols = np.asarray(cols, np.int64)
+    width = int(cols.max())
+    sub = D[cols, :width]  # a copy (fancy indexing)
+    sub[np.arange(width)[None, :] >= cols[:, None]] = np.inf
+    rows = width - 1 - np.argmin(sub[:, ::-1], axis=1)
+    least = sub[np.arange(len(cols)), rows]
+    rows = np.where(np.isinf(least), cols - 1, rows)
+    return least, rows
 
 
 def hc_merges(
@@ -265,8 +293,9 @@ def hc_merges(
     D = _initial_costs(Z, model, alpha, beta)
     colmin = np.full(m, np.inf)
     colarg = np.zeros(m, np.int64)
-    for j in range(1, m):
-        colmin[j], colarg[j] = _column_min(D, j)
+    for lo in range(1, m, 256):  # in blocks of columns: O(256 m) memory at a time
+        cols = np.arange(lo, min(lo + 256, m))
+        colmin[cols], colarg[cols] = _column_mins(D, cols)
     label = np.arange(m)
     merges = np.zeros((m - 1, 2), np.int64)
     for step in range(m - 1):
@@ -311,9 +340,9 @@ def hc_merges(
             better = (v < colmin[cols]) | ((v == colmin[cols]) & (r > colarg[cols]))
             colmin[cols[better]] = v[better]
             colarg[cols[better]] = r
-        for c in redo:
-            if 1 <= c < lg:
-                colmin[c], colarg[c] = _column_min(D, c)
+        redo = [c for c in redo if 1 <= c < lg]
+        if redo:
+            colmin[redo], colarg[redo] = _column_mins(D, redo)
         colmin[0] = np.inf
     return merges
 

@@ -295,9 +295,12 @@ def unpad_components(tree, k: int, cov_type: str):
 def params_from_moments(
     wsum, nk, s1, s2, active, reg_covar, floor, which=None, *, cov_type
 ) -> Params:  # fmt: skip
-    """Parameters from the moments of initial responsibilities, as scikit-learn's
-    ``_estimate_gaussian_parameters`` (``N_k + 10 eps``, scatter about the weighted
-    means, ``reg_covar`` on the diagonal), then regularized like every M-step.
+    """Parameters from the moments of initial responsibilities: the M-step of every fit
+    (:func:`gmmscape.core.updates.m_step`) from those moments and
+    :func:`blank_params`, so scikit-learn's ``_estimate_gaussian_parameters`` (weighted
+    means, the scatter about them, ``reg_covar`` on the diagonal) regularized like every
+    M-step (scikit-learn adds ``10 eps`` to ``N_k``; here an empty component keeps the
+    identity instead).
 
     Parameters
     ----------
@@ -319,20 +322,31 @@ def params_from_moments(
     -------
     Params
     """
-    dt = s1.dtype
-    on = active > 0
-    nk = nk + 10 * jnp.finfo(dt).eps
-    nk_on = jnp.where(on, nk, 0.0)
-    weights = nk_on / jnp.sum(nk_on)
-    means = jnp.where(on[:, None], s1 / nk[:, None], 0.0)
-    fam = families.get(storage(cov_type))
-    scatter = _scatter(cov_type, which, nk, s1, s2, wsum, s1 / nk[:, None], nk)
-    cov = fam.add_to_variances(scatter, reg_covar)
-    if not fam.shared:  # padding: the identity, never used (weight 0)
-        eye = fam.identity(s1.shape[1], dt)
-        cov = jnp.where(on.reshape((-1,) + (1,) * (cov.ndim - 1)), cov, eye)
-    cov, pc, _ = fam.factor(cov, floor)
-    return Params(weights, means, cov, pc)
+    st = Stats(w=wsum, r0=nk, r1=s1, s2=s2)
+    act = Masks(active, active, active)
+    blank = blank_params(active.shape[-1], s1.shape[-1], s1.dtype, storage(cov_type))
+    return _m_step(st, blank, act, reg_covar, floor, 0.0, cov_type, "em", which)[0]
+
+
+def blank_params(k: int, d: int, dtype, cov_type: str) -> Params:
+    """What an M-step from initial responsibilities starts from: weight 0, mean 0 and
+    the identity covariance for every component; the components that the start's masks
+    leave out (padding) keep these values, the others are replaced.
+
+    Parameters
+    ----------
+    k, d : int
+    dtype : dtype
+    cov_type : str
+        The storage family (:func:`storage`).
+
+    Returns
+    -------
+    Params
+    """
+    fam = families.get(cov_type)
+    eye = jnp.broadcast_to(jnp.asarray(fam.identity(d, dtype)), fam.cov_shape(k, d))
+    return Params(jnp.zeros(k, dtype), jnp.zeros((k, d), dtype), eye, eye)
 
 
 @stored_jit(static_argnames=("k", "cov_type"))
@@ -407,24 +421,46 @@ def print_iteration(start, it, lb, change, interval: int = 1) -> None:
 
 
 def _em_one(
-    xc, wc, params, masks, lb0, hyper, start, which, cov_type, algorithm, max_iter, report
+    xc, wc, params, masks, lb0, hyper, start, which, first=None, *, cov_type, algorithm,
+    max_iter, report,
 ):  # fmt: skip
+    """EM of one start (:func:`em_batch`). With ``first`` (the :class:`Stats` of a start's
+    responsibilities, ``params`` then :func:`blank_params`), the loop's first step is the
+    start itself: the M-step from ``first`` in place of the E-step's statistics, counted
+    as no iteration (its value is ``-inf``, its collapses are not counted). So a program
+    holds one M-step (one copy of every scatter of a group) instead of two."""
     reg_covar, floor, step_size, tol, n_max, rtol = hyper
+    pre = first is not None
 
     def step(state):
-        p, nbad = state
-        st = scan_family_stats(xc, wc, p, storage(cov_type))
+        p, nbad, fresh = state
+
+        def estep():
+            st = scan_family_stats(xc, wc, p, storage(cov_type))
+            return st.w, st.ll, st.r0, st.r1, st.s2
+
+        if pre:
+            got = (first.w, jnp.zeros_like(first.w), first.r0, first.r1, first.s2)
+            sums = jax.lax.cond(fresh, lambda: got, estep)
+        else:
+            sums = estep()
+        st = Stats(w=sums[0], ll=sums[1], r0=sums[2], r1=sums[3], s2=sums[4])
         p_new, bad = _m_step(
             st, p, masks, reg_covar, floor, step_size, cov_type, algorithm, which
         )  # fmt: skip
-        return (p_new, nbad + bad), st.ll / st.w, False
+        value = jnp.where(fresh, -jnp.inf, st.ll / st.w) if pre else st.ll / st.w
+        return (p_new, nbad + jnp.where(fresh, 0, bad), jnp.asarray(False)), value, False
 
     def live(it, lb, change):  # printed from inside the compiled loop
         jax.debug.callback(
             partial(print_iteration, interval=report), start, it, lb, change, ordered=True
         )
 
-    init = driver.start((params, jnp.asarray(0)), lb0, trace_len=max_iter, dtype=params.means.dtype)
+    dtype = params.means.dtype
+    state = (params, jnp.asarray(0), jnp.asarray(pre))
+    init = driver.start(state, lb0, trace_len=max_iter + pre, dtype=dtype)
+    if pre:  # the start's step takes the trace's spare last slot and leaves it = 0
+        init = init._replace(it=init.it - 1)
     out = driver.run(
         step,
         init,
@@ -432,8 +468,8 @@ def _em_one(
         criterion="change",
         report=live if report else None,
     )
-    p, nbad = out.state
-    return EMResult(p, out.value, out.trace, out.it, out.done, nbad)
+    p, nbad, _ = out.state
+    return EMResult(p, out.value, out.trace[:max_iter], out.it, out.done, nbad)
 
 
 @stored_jit(static_argnames=("cov_type", "algorithm", "max_iter", "report"))
@@ -626,17 +662,19 @@ def fit_from_labels(
     GridResult
     """
 
-    def start(lab, act):
-        return init_from_labels(
-            xc, wc, lab, wsum, act, reg_covar, floor, which, k=k, cov_type=cov_type
-        )  # fmt: skip
+    def moments(lab):
+        nk, s1, s2 = scan_label_moments(xc, wc, lab, k, storage(cov_type))
+        return Stats(w=wsum, r0=nk, r1=s1, s2=s2)
 
-    params = jax.vmap(start)(lc, active)
-    lb0 = jnp.full(lc.shape[:1], -jnp.inf, xc.dtype)
-    res = em_batch(
-        xc, wc, params, masks, lb0, hyper, which, cov_type=cov_type, algorithm=algorithm,
-        max_iter=max_iter,
-    )  # fmt: skip
+    first = jax.vmap(moments)(lc)
+    b, d = lc.shape[0], xc.shape[-1]
+    blank = blank_params(k, d, xc.dtype, storage(cov_type))
+    params = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (b, *a.shape)), blank)
+    lb0 = jnp.full((b,), -jnp.inf, xc.dtype)
+    fn = partial(_em_one, cov_type=cov_type, algorithm=algorithm, max_iter=max_iter, report=0)
+    res = jax.vmap(fn, in_axes=(None, None, 0, 0, 0, None, 0, None, 0))(
+        xc, wc, params, masks, lb0, hyper, jnp.arange(b), which, first
+    )
 
     def summary(p):
         log_dens, resp = chunked_log_prob(xc, p, cov_type=storage(cov_type), posterior=True)
