@@ -194,3 +194,32 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr.write_sep("=", f"CPU time per test: {total:.1f} s in {len(rows)} tests (pid {os.getpid()})")
     for nodeid, sec in rows if n == 0 else rows[:n]:
         tr.write_line(f"{sec:8.2f}s  {nodeid}")
+
+
+def _memory_maps() -> tuple[int, int] | None:
+    """This process's number of memory mappings and the kernel's limit (Linux only)."""
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            used = sum(1 for _ in f)
+        with open("/proc/sys/vm/max_map_count") as f:
+            return used, int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Free the compiled programs of earlier test files when they hold half the mappings.
+
+    XLA's CPU backend maps every compiled kernel's code and data separately (about 30
+    mappings for a small program, 500 for an iris fit) and keeps them while JAX's caches
+    hold the program. The fast suite compiles more programs in one process than Linux
+    allows mappings by default (``vm.max_map_count``, 65530): past it, the next compile
+    fails to map its code and the process dies with a segmentation fault. Past half the
+    limit, ``jax.clear_caches()`` releases them; a later test that needs a program again
+    reloads it from the persistent cache or compiles it.
+    """
+    maps = _memory_maps()
+    if maps is not None and maps[0] > maps[1] // 2:
+        jax.clear_caches()
+    yield
