@@ -67,6 +67,45 @@ def test_an_entry_is_written_once_and_loaded_by_a_new_program(store):
     assert len(list(store.glob("*.jaxexp"))) == 3
 
 
+def _salted(x, w, *, salt):
+    return {"s": jnp.linalg.cholesky(x.T @ (w[:, None] * x)) + salt, "m": jnp.max(x)}
+
+
+@pytest.mark.skipif(not ps._can_load_compiled(), reason="compiled copies: CPU backend only")
+def test_the_compiled_copy_is_loaded_when_stamped_for_this_machine(store, monkeypatch):
+    x, w = _data()
+    # a program no earlier run compiled (so JAX's persistent cache cannot hold it: an
+    # executable loaded from there is not written, its serialization lacks the code),
+    # with a LAPACK call (whose kernels a loaded executable finds initialized)
+    salt = float(np.random.default_rng().uniform(1.0, 2.0))
+    ref = {"s": np.linalg.cholesky(x.T @ (w[:, None] * x)) + salt, "m": x.max()}
+
+    def call():
+        out = ps.stored_jit(_salted, static_argnames=("salt",))(x, w, salt=salt)
+        np.testing.assert_allclose(np.asarray(out["s"]), ref["s"], rtol=1e-13)
+        assert float(out["m"]) == ref["m"]
+
+    call()
+    (exp,) = store.glob("*.jaxexp")
+    xla = exp.with_suffix(ps.COMPILED)
+    assert xla.is_file()  # written beside the exported program
+    before = dict(ps.counts)
+    call()  # a new program object, as in a new process: the executable is loaded
+    assert ps.counts["compiled"] == before["compiled"] + 1
+    good = xla.read_bytes()
+    # corrupt, or compiled for another machine (XLA flags, processor): not loaded
+    for garbage in (b"", good[:16] + b"garbage", good[:40]):
+        xla.write_bytes(garbage)
+        before = dict(ps.counts)
+        call()
+        assert ps.counts["compiled"] == before["compiled"]
+    xla.write_bytes(good)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    before = dict(ps.counts)
+    call()
+    assert ps.counts["compiled"] == before["compiled"]  # the stamp differs: not loaded
+
+
 def test_a_corrupt_entry_is_ignored_and_rewritten(store):
     x, w = _data()
     ps.stored_jit(_toy, static_argnames=("power",))(x, w, power=2)
@@ -169,7 +208,8 @@ def test_a_second_process_traces_none_of_our_functions_and_fits_the_same(tmp_pat
     assert second["traced"] == [], second["traced"]  # every program came from the store
     assert second["counts"]["loaded"] == first["counts"]["exported"]
     plain = _child({**env, ps.ENV_SWITCH: "0"})  # plain jax.jit, traced afresh
-    assert plain["counts"] == {"loaded": 0, "exported": 0, "fallback": 0}
+    assert second["counts"]["compiled"] == first["counts"]["exported"]  # no lowering
+    assert plain["counts"] == {"loaded": 0, "exported": 0, "fallback": 0, "compiled": 0}
     for run in (first, second):
         np.testing.assert_allclose(run["means"], plain["means"], rtol=1e-12)
         assert run["n_iter"] == plain["n_iter"]

@@ -10,6 +10,14 @@ store; found, the program is ``jax.jit(exported.call)``, which only wraps the st
 module (no tracing of our code) and then loads from the compilation cache as before.
 Not found, the function is exported once, written to the store and called the same way.
 
+On the CPU, beside each exported program the store keeps its compiled executable
+(``.xla``, written with :mod:`jax.experimental.serialize_executable` when XLA compiles
+the program), stamped with what it was compiled for: XLA's flags, the backend's version
+and the processor's instruction-set extensions (:func:`_machine`). Found and stamped for
+this machine, it is loaded directly, which skips the lowering of the stored module and
+the hashing that a persistent-cache lookup needs (tens of milliseconds a program; a
+model selection loads 4 to 28 programs); otherwise the program loads as above.
+
 An entry is named by a hash of everything that determines the program: the function,
 its static arguments, the argument tree, shapes, dtypes and weak types, the platform,
 the jax and jaxlib versions, the relevant JAX settings (``jax_enable_x64``, ...) and the
@@ -41,6 +49,9 @@ import jax
 ENV_SWITCH = "GMMSCAPE_PROGRAM_STORE"
 #: Subfolder of the compilation cache directory that holds the exported programs.
 FOLDER = "exported"
+#: Suffix of an entry's compiled executable (beside its exported program), stamped with
+#: the machine it was compiled for (:func:`_machine`).
+COMPILED = ".xla"
 #: Name prefix of the thin programs that call a stored one (what JAX's trace events and
 #: ``jax_log_compiles`` show for them).
 WRAPPER_PREFIX = "stored_"
@@ -54,8 +65,9 @@ _CONFIG = (
     "jax_threefry_partitionable",
 )
 
-#: Statistics of this process: entries loaded, exported (and written), and fallbacks.
-counts = {"loaded": 0, "exported": 0, "fallback": 0}
+#: Statistics of this process: entries loaded, exported (and written), fallbacks, and
+#: executables loaded from the store's compiled copies (:data:`COMPILED`).
+counts = {"loaded": 0, "exported": 0, "fallback": 0, "compiled": 0}
 
 
 def _off(value: str | None) -> bool:
@@ -253,7 +265,103 @@ class StoredProgram:
             return exp.call(*leaves)
 
         run.__name__ = run.__qualname__ = WRAPPER_PREFIX + self._fn.__name__
-        return jax.jit(run)
+        return _compiled(path.with_suffix(COMPILED), jax.jit(run), exp, key[1])
+
+
+@functools.cache
+def _processor() -> str:
+    """This processor's architecture and instruction-set extensions (Linux's
+    ``/proc/cpuinfo`` flags; elsewhere the architecture and processor name)."""
+    import platform
+
+    flags = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), flags)
+    except OSError:
+        pass
+    return repr((platform.machine(), flags))
+
+
+def _machine() -> str:
+    """What a compiled executable depends on beyond :func:`_environment`: XLA's flags,
+    the backend's version and the processor."""
+    backend = jax.devices()[0].client
+    return repr((os.environ.get("XLA_FLAGS", ""), backend.platform_version, _processor()))
+
+
+@functools.cache
+def _can_load_compiled() -> bool:
+    """Whether executables may be loaded without lowering: on the CPU backend, once the
+    LAPACK kernels that their custom calls name are initialized (JAX does that while
+    lowering a linear-algebra operation, which a loaded executable skips)."""
+    if jax.default_backend() != "cpu":
+        return False
+    try:
+        import numpy as np
+        from jax.experimental import serialize_executable  # noqa: F401
+        from jaxlib import lapack
+
+        lapack.prepare_lapack_call("potrf_ffi", np.dtype(np.float64))
+    except Exception:
+        return False
+    return True
+
+
+def _compiled(path: Path, jitted, exp, avals):
+    """The executable of ``jitted`` (``jax.jit`` of a stored program): loaded from
+    ``path`` (:func:`jax.experimental.serialize_executable.deserialize_and_load`), which
+    skips the lowering that a persistent-cache lookup needs, or compiled now and, where
+    XLA compiled it (not loaded from JAX's persistent cache, whose executables serialize
+    without their code), written there. ``jitted`` itself where executables cannot be
+    loaded so (:func:`_can_load_compiled`) or compiled ahead of the call."""
+    if not _can_load_compiled():
+        return jitted
+    from jax.experimental import serialize_executable as se
+
+    leaves = [jax.ShapeDtypeStruct(shape, dtype, weak_type=weak) for shape, dtype, weak in avals]
+    in_tree = jax.tree_util.tree_structure((tuple(leaves), {}))
+    stamp = hashlib.blake2b(_machine().encode(), digest_size=16).hexdigest().encode()
+    try:
+        blob = path.read_bytes()
+        if blob.startswith(stamp):
+            compiled = se.deserialize_and_load(blob[len(stamp) :], in_tree, exp.out_tree)
+            counts["compiled"] += 1
+            return compiled
+    except OSError:
+        pass
+    except Exception:  # a corrupt entry: compile, and write it again
+        counts["fallback"] += 1
+    _listen()
+    _local.hit = False
+    try:
+        compiled = jitted.lower(*leaves).compile()
+    except Exception:  # the jitted wrapper, as before
+        return jitted
+    if _local.hit:  # loaded from JAX's cache: its serialization would lack the code
+        return compiled
+    try:
+        blob = se.serialize(compiled)[0]
+    except Exception:  # not serializable here
+        return compiled
+    if b"\x7fELF" not in blob:  # no object code in it: never written
+        return compiled
+    _write(path, stamp + blob)
+    return compiled
+
+
+_local = threading.local()
+
+
+@functools.cache
+def _listen() -> None:
+    """Note in :data:`_local` when this thread's compile loads from JAX's cache."""
+
+    def hit(event, **kwargs):
+        if event == "/jax/compilation_cache/cache_hits":
+            _local.hit = True
+
+    jax.monitoring.register_event_listener(hit)
 
 
 def _read(path: Path, avals):
