@@ -216,10 +216,13 @@ def _release_compiled_programs():
     hold the program. The fast suite compiles more programs in one process than Linux
     allows mappings by default (``vm.max_map_count``, 65530): past it, the next compile
     fails to map its code and the process dies with a segmentation fault. Past half the
-    limit, ``jax.clear_caches()`` releases them; a later test that needs a program again
-    reloads it from the persistent cache or compiles it.
+    limit, :func:`gmmscape._program_store.release` frees them (JAX's caches and the
+    program store's compiled copies); a later test that needs a program again reloads it
+    from the store or the persistent cache, or compiles it.
     """
     maps = _memory_maps()
     if maps is not None and maps[0] > maps[1] // 2:
-        jax.clear_caches()
+        from gmmscape import _program_store
+
+        _program_store.release()
     yield

@@ -225,3 +225,30 @@ def test_prepared_says_whether_a_call_would_load_a_program(store):
     assert prog.prepared(x, w, power=2)
     assert not prog.prepared(x, w, power=3)  # another static argument: another program
     assert not prog.prepared(*_data(9), power=2)  # another shape
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="counts Linux's mappings")
+def test_release_frees_the_compiled_code_and_calls_load_again(store):
+    def maps():
+        with open("/proc/self/maps", "rb") as f:
+            return sum(1 for _ in f)
+
+    x, w = _data()
+    # programs no earlier run compiled, held by the store (compiled copies, on the CPU)
+    salts = np.random.default_rng().uniform(1.0, 2.0, 6)
+    prog = ps.stored_jit(_salted, static_argnames=("salt",))
+    ps.release()
+    start = maps()
+    for s in salts:
+        prog(x, w, salt=float(s))
+    held = maps()
+    assert held > start and prog.prepared(x, w, salt=float(salts[0]))
+    ps.release()
+    # the kernels' mappings are gone (other threads may map a little meanwhile)
+    assert maps() < start + 0.2 * (held - start)
+    assert not prog.prepared(x, w, salt=float(salts[0]))
+    before = dict(ps.counts)
+    out = prog(x, w, salt=float(salts[0]))  # loaded again from the store
+    ref = np.linalg.cholesky(x.T @ (w[:, None] * x)) + salts[0]
+    np.testing.assert_allclose(np.asarray(out["s"]), ref, rtol=1e-13)
+    assert ps.counts["loaded"] == before["loaded"] + 1

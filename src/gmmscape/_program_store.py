@@ -41,6 +41,7 @@ import hashlib
 import os
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 
 import jax
@@ -156,6 +157,26 @@ def _aval(x) -> tuple:
     return (tuple(a.shape), str(a.dtype), bool(getattr(a, "weak_type", False)))
 
 
+#: Every stored function of this process (:func:`release`).
+_INSTANCES: weakref.WeakSet = weakref.WeakSet()
+
+
+def release() -> None:
+    """Drop the programs this process holds for every stored function, with JAX's own
+    caches (``jax.clear_caches``), so that their compiled code is freed; the store's
+    files stay, and the next call of a program loads it again.
+
+    A long process that compiles many programs holds memory mappings for each kernel
+    (XLA's CPU backend maps every kernel's code and data separately), and Linux caps
+    them per process (``vm.max_map_count``, 65530 by default): past that cap the next
+    compile cannot map its code and the process dies.
+    """
+    jax.clear_caches()
+    for program in list(_INSTANCES):
+        with program._lock:
+            program._calls.clear()
+
+
 class StoredProgram:
     """A function compiled like ``jax.jit(fn, static_argnames=...)``, whose programs are
     loaded from the store when it has them (see the module doc).
@@ -175,6 +196,7 @@ class StoredProgram:
         self._calls: dict = {}
         self._lock = threading.Lock()  # threads that call a new program prepare it once
         functools.update_wrapper(self, fn)
+        _INSTANCES.add(self)
 
     def __getattr__(self, name):  # lower, trace, ... of the jitted function
         return getattr(self._jit, name)
