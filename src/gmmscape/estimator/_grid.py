@@ -155,6 +155,9 @@ class Batch:
         Its static arguments.
     seconds : float
         Host seconds spent preparing.
+    validated : dict
+        What validating ``X`` sets on an estimator (``n_features_in_``, ...), done once
+        per grid.
     """
 
     X: np.ndarray
@@ -166,6 +169,7 @@ class Batch:
     args: tuple
     static: dict
     seconds: float
+    validated: dict
 
     def run(self):
         """Run the batch's program; its output as NumPy arrays, and the seconds taken.
@@ -261,26 +265,35 @@ def prepare(X, sample_weight, model: str, ks, settings: dict, cache: dict | None
     t0 = time.perf_counter()
     ks = [int(k) for k in ks]
     ref = GaussianMixture(max(ks), covariance_type=model, **{**settings, "n_threads": 1})
+    cache = {} if cache is None else cache
     try:
         ref._validate_params()
-        Xv = ref._validate_X(X, reset=True)
+        if "X" in cache:  # the grid's data, validated by its first batch
+            Xv, validated = cache["X"]
+        else:
+            Xv = ref._validate_X(X, reset=True)
+            validated = {a: getattr(ref, a) for a in _VALIDATED if hasattr(ref, a)}
+            cache["X"] = (Xv, validated)
         n, d = Xv.shape
         dtype = ref._compute_dtype(np.dtype(Xv.dtype))
         k_pad = padded_components(ks, ks if grid is None else grid, n, d)
-        cache = {} if cache is None else cache
-        layout = ("data", np.dtype(dtype).str, k_pad, len(ks))
+        from gmmscape.core.chunks import chunk_layout
+
+        rows, n_chunks = chunk_layout(n, k_pad, d, len(ks), ref.chunk_size)
+        if ref.chunk_size is None and n_chunks > 1 and rows > GRID_ROWS:
+            ref.chunk_size = GRID_ROWS  # batches side by side: shorter chunks
+            rows, n_chunks = chunk_layout(n, k_pad, d, len(ks), ref.chunk_size)
+        # batches whose chunks are alike share the data on the device, whatever their k
+        layout = ("data", np.dtype(dtype).str, len(ks), ref.chunk_size, rows, n_chunks)
         if layout in cache:  # the same points: only the model's own parts differ
-            fd0, Xd, wd = cache[layout]
+            fd0, Xd, wd, wsum = cache[layout]
             floor = K.collapse_floor(fd0.col_var, dtype, model)
             fd = dataclasses.replace(fd0, cov_type=model, k=max(ks), floor=floor)
+            fd.k_pad = max(k_pad, fd.k)
         else:
-            from gmmscape.core.chunks import chunk_layout
-
-            rows, n_chunks = chunk_layout(n, k_pad, d, len(ks), ref.chunk_size)
-            if ref.chunk_size is None and n_chunks > 1 and rows > GRID_ROWS:
-                ref.chunk_size = GRID_ROWS  # batches side by side: shorter chunks
             fd, Xd, wd = ref._prepare_memory(Xv, sample_weight, dtype, n, d, len(ks), k_pad)
-            cache[layout] = (fd, Xd, wd)
+            wsum = np.sum(wd, dtype=np.float64).astype(dtype)
+            cache[layout] = (fd, Xd, wd, wsum)
     except ValueError:
         return None
     crit = "EII" if ref.init_params == "hc_eii" else "VVV"
@@ -297,9 +310,11 @@ def prepare(X, sample_weight, model: str, ks, settings: dict, cache: dict | None
             lc[j, :n] = cache[key]
         active[j, :k] = 1.0
     masks = K.Masks(active, active, active)
-    wsum = np.sum(wd, dtype=np.float64).astype(dtype)
     n_max = 1 if warm else ref.max_iter  # traced: the program is the same
-    hyper = fd.hyper(ref.reg_covar, ref.step_size, ref.tol, n_max, ref.tol_type)
+    hyper_key = ("hyper", np.dtype(dtype).str, model, n_max)  # the floor is the model's
+    if hyper_key not in cache:
+        cache[hyper_key] = fd.hyper(ref.reg_covar, ref.step_size, ref.tol, n_max, ref.tol_type)
+    hyper = cache[hyper_key]
     args = (
         fd.data.xc,
         fd.data.wc,
@@ -318,7 +333,7 @@ def prepare(X, sample_weight, model: str, ks, settings: dict, cache: dict | None
                   algorithm=ref.algorithm, max_iter=trace_length(ref.max_iter))  # fmt: skip
     args = (*args, which)
     return Batch(X, sample_weight, model, ks, settings, fd, args, static,
-                 time.perf_counter() - t0)  # fmt: skip
+                 time.perf_counter() - t0, validated)  # fmt: skip
 
 
 #: What :meth:`GaussianMixture._validate_X` sets on a fitted estimator (scikit-learn's
@@ -352,10 +367,7 @@ def finish(batch: Batch, out, seconds: float) -> list[Cell]:
         em = jax.tree_util.tree_map(lambda a, j=j: a[j : j + 1], out.em)
         em = em._replace(params=K.unpad_components(em.params, k, model))
         gm = GaussianMixture(k, covariance_type=model, **batch.settings)
-        if not cells:  # the data are the same for every k: validated once
-            gm._validate_X(batch.X, reset=True)
-            seen = {a: getattr(gm, a) for a in _VALIDATED if hasattr(gm, a)}
-        for a, v in seen.items():
+        for a, v in batch.validated.items():  # the grid's data, validated once
             setattr(gm, a, v)
         reason = finish_recorded(
             gm, lambda gm=gm, em=em: gm._finish(gm._keep_best(em, lb0), batch.fd)
