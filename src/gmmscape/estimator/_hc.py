@@ -85,19 +85,25 @@ def svd_transform(X: np.ndarray) -> np.ndarray:
 def _vvv_term(n, det, tr, alpha, beta, p):
     """mclust's ``vvvtij``: the classification term of clusters of ``n`` points.
 
-    ``det`` is ``det(W / n)`` (ignored where ``n <= p``) and ``tr`` is ``tr W``.
+    ``det`` is ``det(W / n)`` (ignored where ``n <= p``) and ``tr`` is ``tr W``. Each
+    branch is evaluated only where it applies (the same values, fewer passes).
     """
     n = np.asarray(n, np.float64)
     small = beta * (tr + alpha) / n
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        logdet = np.where(det > 0, np.log(np.where(det > 0, det, 1.0)), -np.inf)
-        big = np.where(
-            logdet <= 0,
-            np.log(np.exp(logdet) + small),
-            np.log1p(np.exp(-logdet) * small) + logdet,
-        )
-    out = np.where((n <= p) | (det <= 0), np.log(small), big)
-    out = np.where((n > p) & (tr == 0), np.log(alpha * beta / n), out)
+        out = np.log(small)
+        full = np.flatnonzero((n > p) & (det > 0))
+        if len(full):
+            logdet, s = np.log(det[full]), small[full]
+            low = logdet <= 0
+            out[full] = np.where(
+                low,
+                np.log(np.exp(np.where(low, logdet, 0.0)) + s),
+                np.log1p(np.exp(-np.where(low, 0.0, logdet)) * s) + logdet,
+            )
+        flat = np.flatnonzero((n > p) & (tr == 0))
+        if len(flat):
+            out[flat] = np.log(alpha * beta / n[flat])
     return n * out
 
 
