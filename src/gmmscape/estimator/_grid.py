@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gmmscape._lazy import LazyModule
+from gmmscape.core.chunks import chunk_layout
 from gmmscape.estimator._gaussian_mixture import GaussianMixture, trace_length
 
 jax = LazyModule("jax")
@@ -124,8 +125,6 @@ def batchable(X, ks, settings: dict) -> bool:
     n, d = X.shape
     if max(ks) > n:
         return False
-    from gmmscape.core.chunks import chunk_layout
-
     if len(ks) == 1:  # nothing padded beyond what GaussianMixture.fit pads
         return True
     k_pad = padded_components(ks, ks, n, d)
@@ -277,8 +276,6 @@ def prepare(X, sample_weight, model: str, ks, settings: dict, cache: dict | None
         n, d = Xv.shape
         dtype = ref._compute_dtype(np.dtype(Xv.dtype))
         k_pad = padded_components(ks, ks if grid is None else grid, n, d)
-        from gmmscape.core.chunks import chunk_layout
-
         rows, n_chunks = chunk_layout(n, k_pad, d, len(ks), ref.chunk_size)
         if ref.chunk_size is None and n_chunks > 1 and rows > GRID_ROWS:
             ref.chunk_size = GRID_ROWS  # batches side by side: shorter chunks

@@ -97,9 +97,7 @@ def _vvv_term(n, det, tr, alpha, beta, p):
             logdet, s = np.log(det[full]), small[full]
             low = logdet <= 0
             out[full] = np.where(
-                low,
-                np.log(np.exp(np.where(low, logdet, 0.0)) + s),
-                np.log1p(np.exp(-np.where(low, 0.0, logdet)) * s) + logdet,
+                low, np.log(np.exp(logdet) + s), np.log1p(np.exp(-logdet) * s) + logdet
             )
         flat = np.flatnonzero((n > p) & (tr == 0))
         if len(flat):
