@@ -175,3 +175,32 @@ def test_posterior_summary_matches_naive_reference(name):
     gone = params._replace(weights=jnp.asarray([0.0, 0.0, 0.0]))
     l0, z0 = jax.jit(posterior_summary, static_argnums=2)(xc, gone, name)
     assert np.all(np.asarray(l0) == -np.inf) and np.all(np.asarray(z0) == 0.0)
+
+
+@pytest.mark.parametrize("name", ["full", "tied"])
+def test_kept_features_give_the_statistics_of_the_points(name, monkeypatch):
+    """``scan_family_stats`` from the features built once (``chunk_features``, what a
+    compiled fit keeps for all its iterations) equals the pass from the points, which
+    the naive reference above checks; no features where the family's E-step has none
+    (float32, d > FEATURES_MAX_D, the diagonal families) or beyond the byte budget."""
+    from gmmscape.core import stats
+    from gmmscape.core.mixture import Params
+
+    d = 3
+    x, w, means, pf, _ = problem(name, 5.0, d)
+    xc, wc = jnp.asarray(x.reshape(4, M_ // 4, d)), jnp.asarray(w.reshape(4, M_ // 4))
+    params = Params(jnp.asarray([0.2, 0.3, 0.5]), jnp.asarray(means), jnp.zeros(()),
+                    jnp.asarray(pf))  # fmt: skip
+    zc = stats.chunk_features(xc, name)
+    assert zc.shape == (4, M_ // 4, d * (d + 3) // 2)
+    kept = stats.scan_family_stats(xc, wc, params, name, zc=zc)
+    plain = stats.scan_family_stats(xc, wc, params, name)
+    for a, b in zip(kept, plain, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-12)
+    assert stats.chunk_features(xc.astype(jnp.float32), name) is None
+    assert stats.chunk_features(jnp.zeros((2, 4, families.FEATURES_MAX_D + 1)), name) is None
+    assert stats.chunk_features(xc, "diag") is None
+    monkeypatch.setattr(stats, "FEATURES_CACHE_BYTES", zc.size * zc.dtype.itemsize - 1)
+    assert stats.chunk_features(xc, name) is None

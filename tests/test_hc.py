@@ -154,6 +154,9 @@ def test_subsample_is_fixed_and_its_tree_is_that_of_the_rows(monkeypatch):
     assert len(rows) == 40 and (a[a < 0] == -1).all()
     sub = _hc.hc_partitions(_hc.hc_merges(_hc.svd_transform(X[rows])), [3])[3]
     np.testing.assert_array_equal(a[rows], sub)
+    # one cluster: the tree's root on the same rows, without building a tree
+    monkeypatch.setattr(_hc, "hc_merges", lambda *a, **k: pytest.fail("built a tree"))
+    np.testing.assert_array_equal(_hc.hc_labels(X + 1.0, 1), np.where(a >= 0, 0, -1))
 
 
 def test_fewer_rows_than_features_use_eii():

@@ -227,6 +227,64 @@ def test_prepared_says_whether_a_call_would_load_a_program(store):
     assert not prog.prepared(*_data(9), power=2)  # another shape
 
 
+def test_load_prepares_without_running_and_threads_load_programs_side_by_side(store, monkeypatch):
+    """``load`` prepares a call's program and runs nothing; two threads loading two
+    different programs are inside ``_prepare`` at the same time (a lock per program),
+    two threads loading the same program prepare it once."""
+    import threading
+    import time
+
+    x, w = _data()
+    runs = []
+
+    def counted(x, w, *, power):
+        runs.append(power)  # traced once per export; a run traces nothing
+        return _toy(x, w, power=power)
+
+    prog = ps.stored_jit(counted, static_argnames=("power",))
+    assert prog.load(x, w, power=2) and prog.prepared(x, w, power=2)
+    traced = len(runs)
+    _check(prog(x, w, power=2), x, w, 2)
+    assert len(runs) == traced  # the call used the loaded program
+
+    inside, most = [0], [0]
+    lock = threading.Lock()
+    real = ps.StoredProgram._prepare
+
+    def slow(self, *a, **k):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.3)
+        try:
+            return real(self, *a, **k)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(ps.StoredProgram, "_prepare", slow)
+    fresh = ps.stored_jit(_toy, static_argnames=("power",))
+    threads = [threading.Thread(target=fresh.load, args=(x, w), kwargs={"power": p})
+               for p in (3, 4)]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 2  # different programs: prepared side by side
+    before = dict(ps.counts)
+    same = ps.stored_jit(_toy, static_argnames=("power",))
+    threads = [threading.Thread(target=same.load, args=(x, w), kwargs={"power": 3})
+               for _ in range(2)]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ps.counts["loaded"] == before["loaded"] + 1  # the same program: loaded once
+    _check(same(x, w, power=3), x, w, 3)
+    monkeypatch.setattr(ps, "store_dir", lambda: None)
+    assert not ps.stored_jit(_toy, static_argnames=("power",)).load(x, w, power=2)
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="counts Linux's mappings")
 def test_release_frees_the_compiled_code_and_calls_load_again(store):
     def maps():

@@ -175,6 +175,7 @@ def release() -> None:
     for program in list(_INSTANCES):
         with program._lock:
             program._calls.clear()
+            program._key_locks.clear()
 
 
 class StoredProgram:
@@ -194,7 +195,10 @@ class StoredProgram:
         self._static = tuple(static_argnames)
         self._jit = jax.jit(fn, static_argnames=self._static)
         self._calls: dict = {}
-        self._lock = threading.Lock()  # threads that call a new program prepare it once
+        # threads that call a new program prepare it once; threads that call different
+        # new programs prepare them side by side (a lock per program)
+        self._lock = threading.Lock()
+        self._key_locks: dict = {}
         functools.update_wrapper(self, fn)
         _INSTANCES.add(self)
 
@@ -227,7 +231,10 @@ class StoredProgram:
         """
         return bool(self._calls.get(self._key(args, kwargs)[2]))
 
-    def __call__(self, *args, **kwargs):
+    def _call_of(self, args, kwargs):
+        """``(leaves, call)``: the call's flat arguments and its prepared program, None
+        where the call goes to plain ``jax.jit`` (no store, traced arguments) and False
+        where the program cannot be stored."""
         folder = store_dir()
         leaves, tree, key = self._key(args, kwargs)
         if (
@@ -235,14 +242,37 @@ class StoredProgram:
             or any(isinstance(x, jax.core.Tracer) for x in leaves)
             or not _can_serialize()
         ):
-            return self._jit(*args, **kwargs)
+            return leaves, None
         call = self._calls.get(key)
         if call is None:
             with self._lock:
+                lock = self._key_locks.setdefault(key, threading.Lock())
+            with lock:
                 call = self._calls.get(key)
                 if call is None:
                     call = self._calls[key] = self._prepare(folder, key, args, kwargs, tree)
-        if call is False:
+        return leaves, call
+
+    def load(self, *args, **kwargs) -> bool:
+        """Prepare the program of this call (load it from the store, or export and
+        compile it) without running it.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            As for a call (only their shapes, dtypes and the static arguments count).
+
+        Returns
+        -------
+        bool
+            Whether the program is now held (False: the call goes to plain ``jax.jit``,
+            which compiles when it is first run).
+        """
+        return bool(self._call_of(args, kwargs)[1])
+
+    def __call__(self, *args, **kwargs):
+        leaves, call = self._call_of(args, kwargs)
+        if not call:
             return self._jit(*args, **kwargs)
         return call(*leaves)
 

@@ -449,11 +449,17 @@ def hc_labels(X: np.ndarray, k: int, model: str = "VVV") -> np.ndarray:
         enter the start (as ``mclustBIC``, which takes the M-step of the subsample).
     """
     X = np.asarray(X)
-    rows, merges = hc_tree(X, model)
-    parts = _partitions.setdefault(merges.tobytes(), {})  # merges name the tree
-    if k not in parts:
-        parts.update(hc_partitions(merges, [k]))
-    part = parts[k].copy()
+    if k == 1:  # the root of every tree: no tree to build (one cluster of its rows)
+        if model not in HC_MODELS:
+            raise ValueError(f"model must be one of {HC_MODELS}; got {model!r}.")
+        rows = _subsample(len(X))
+        part = np.zeros(len(X) if rows is None else len(rows), np.int64)
+    else:
+        rows, merges = hc_tree(X, model)
+        parts = _partitions.setdefault(merges.tobytes(), {})  # merges name the tree
+        if k not in parts:
+            parts.update(hc_partitions(merges, [k]))
+        part = parts[k].copy()
     if rows is None:
         return part
     labels = np.full(len(X), -1, np.int64)

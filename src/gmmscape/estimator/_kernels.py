@@ -28,8 +28,10 @@ from gmmscape.core.mixture import Masks, Params
 from gmmscape.core.sources import sum_parts
 from gmmscape.core.stats import (
     Stats,
+    chunk_features,
     chunk_sum,
     family_log_prob,
+    features_moments,
     normalize_log,
     scan_family_stats,
 )
@@ -422,13 +424,15 @@ def print_iteration(start, it, lb, change, interval: int = 1) -> None:
 
 def _em_one(
     xc, wc, params, masks, lb0, hyper, start, which, first=None, *, cov_type, algorithm,
-    max_iter, report,
+    max_iter, report, zc=None,
 ):  # fmt: skip
     """EM of one start (:func:`em_batch`). With ``first`` (the :class:`Stats` of a start's
     responsibilities, ``params`` then :func:`blank_params`), the loop's first step is the
     start itself: the M-step from ``first`` in place of the E-step's statistics, counted
     as no iteration (its value is ``-inf``, its collapses are not counted). So a program
-    holds one M-step (one copy of every scatter of a group) instead of two."""
+    holds one M-step (one copy of every scatter of a group) instead of two. ``zc``: the
+    chunks' features (:func:`gmmscape.core.stats.chunk_features`), built once for all
+    iterations and starts."""
     reg_covar, floor, step_size, tol, n_max, rtol = hyper
     pre = first is not None
 
@@ -436,7 +440,7 @@ def _em_one(
         p, nbad, fresh = state
 
         def estep():
-            st = scan_family_stats(xc, wc, p, storage(cov_type))
+            st = scan_family_stats(xc, wc, p, storage(cov_type), zc=zc)
             return st.w, st.ll, st.r0, st.r1, st.s2
 
         if pre:
@@ -509,7 +513,9 @@ def em_batch(
     -------
     EMResult
     """
-    fn = partial(_em_one, cov_type=cov_type, algorithm=algorithm, max_iter=max_iter, report=report)
+    zc = chunk_features(xc, storage(cov_type))  # unbatched: built once for every start
+    fn = partial(_em_one, cov_type=cov_type, algorithm=algorithm, max_iter=max_iter,
+                 report=report, zc=zc)  # fmt: skip
     starts = jnp.arange(lb0.shape[0])
     return jax.vmap(fn, in_axes=(None, None, 0, 0, 0, None, 0, None))(
         xc, wc, params, masks, lb0, hyper, starts, which
@@ -671,16 +677,18 @@ def fit_from_labels(
     blank = blank_params(k, d, xc.dtype, storage(cov_type))
     params = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (b, *a.shape)), blank)
     lb0 = jnp.full((b,), -jnp.inf, xc.dtype)
-    fn = partial(_em_one, cov_type=cov_type, algorithm=algorithm, max_iter=max_iter, report=0)
+    zc = chunk_features(xc, storage(cov_type))  # unbatched: built once for every start
+    fn = partial(_em_one, cov_type=cov_type, algorithm=algorithm, max_iter=max_iter, report=0,
+                 zc=zc)  # fmt: skip
     res = jax.vmap(fn, in_axes=(None, None, 0, 0, 0, None, 0, None, 0))(
         xc, wc, params, masks, lb0, hyper, jnp.arange(b), which, first
     )
 
-    log_dens, zmax = jax.vmap(lambda p: posterior_summary(xc, p, storage(cov_type)))(res.params)
+    log_dens, zmax = jax.vmap(lambda p: posterior_summary(xc, p, storage(cov_type), zc))(res.params)
     return GridResult(res, log_dens, zmax)
 
 
-def posterior_summary(xc, params: Params, family: str):
+def posterior_summary(xc, params: Params, family: str, zc=None):
     """Log-density and largest responsibility of every point, chunk by chunk, with the
     arithmetic of the family's E-step (its fused pass where it has one: for the full
     family in float64 the expanded quadratic form, half the time of ``log_gauss``'s
@@ -692,6 +700,9 @@ def posterior_summary(xc, params: Params, family: str):
     xc : array of shape (n_chunks, m, d)
     params : Params
     family : str
+    zc : array of shape (n_chunks, m, f), optional
+        The chunks' features (:func:`gmmscape.core.stats.chunk_features`), read in
+        place of ``xc``.
 
     Returns
     -------
@@ -709,13 +720,16 @@ def posterior_summary(xc, params: Params, family: str):
             return normalize_log(lw)
 
         ones = jnp.ones(x.shape[:1], x.dtype)
-        l = fam.estep_moments(x, ones, params.means, params.precisions_cholesky, log_w,
-                              normalize)[0]  # fmt: skip
+        if zc is not None:
+            l = features_moments(x, ones, params, family, normalize)[0]
+        else:
+            l = fam.estep_moments(x, ones, params.means, params.precisions_cholesky, log_w,
+                                  normalize)[0]  # fmt: skip
         # a row whose every entry is -inf has l = -inf and, as normalize_log's, z = 0
         z = jnp.exp(jnp.minimum(top[0] - jnp.where(jnp.isfinite(l), l, 0.0), 0.0))
         return l, jnp.where(jnp.isfinite(l), z, 0.0)
 
-    return jax.lax.map(one, xc)
+    return jax.lax.map(one, xc if zc is None else zc)
 
 
 # the trees the stored programs take and return (gmmscape._program_store)

@@ -471,7 +471,9 @@ def _run_grid(X, w, models, ks, fits, settings, batch: bool, n_jobs):
     Batches (:mod:`gmmscape.estimator._grid`) are prepared here, run on ``n_jobs``
     threads side by side (each a compiled program on one thread; JAX releases the
     interpreter while it runs) and finished here in order, so warnings are recorded in
-    this thread only. A few batches are prepared ahead of the one being finished.
+    this thread only. A few batches are prepared ahead of the one being finished; the
+    one-component batches, which start from no tree, come first and are all queued at
+    once, so the threads fit them while this thread builds the tree for the others.
     """
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
@@ -481,6 +483,9 @@ def _run_grid(X, w, models, ks, fits, settings, batch: bool, n_jobs):
 
     groups = model_groups(models)  # models stored alike run one program
     tasks = _interleave(_tasks(X, models, ks, fits, settings, batch), models, groups)
+    # one-component batches first: they need no tree, so the threads fit them while this
+    # thread builds the hierarchical clustering the others start from
+    tasks.sort(key=lambda t: any(k > 1 for _, k in t[1]))
     workers = max(1, stat_threads(n_jobs, 4 * len(tasks)))
     shared: dict = {}  # the grid's data on the device and its partitions, made once
     with ThreadPoolExecutor(workers) as pool:
@@ -507,6 +512,8 @@ def _run_grid(X, w, models, ks, fits, settings, batch: bool, n_jobs):
                                   grid=fits)  # fmt: skip
             fut = None if b is None else pool.submit(b.run)
             pending.append((i, where, b, fut))
+            if all(k == 1 for k in ks_b):  # queued at once: the next may build the tree
+                continue
             while len(pending) > 2 * workers:
                 yield from finish(pending.popleft())
         while pending:
@@ -518,8 +525,8 @@ def _warm_up(pool, X, w, tasks, models, groups, settings, shared, fits) -> None:
     ``warm=True``) of each distinct program of the batched ``tasks``.
 
     The programs then load from the persistent cache (or compile) on the threads while
-    this thread builds the hierarchical-clustering tree that the real batches need;
-    each warm-up is one iteration and its output is discarded; a program this process
+    this thread builds the hierarchical-clustering tree that the real batches need; a
+    warm-up only loads its program (:func:`_load_or_run`); a program this process
     already holds gets none (a second selection). A program is named by
     its storage group, its padded number of components and its batch size (the data's
     layout is the grid's)."""
@@ -536,7 +543,17 @@ def _warm_up(pool, X, w, tasks, models, groups, settings, shared, fits) -> None:
         b = _grid.prepare(X, w, models[i], ks, settings, shared, groups[models[i]],
                           warm=True, grid=fits)  # fmt: skip
         if b is not None and not K.fit_from_labels.prepared(*b.args, **b.static):
-            pool.submit(b.run)
+            pool.submit(_load_or_run, b)
+
+
+def _load_or_run(b) -> None:
+    """Load the program of the warm-up batch ``b`` without running it; where programs
+    are not stored (``GMMSCAPE_PROGRAM_STORE=0``) run it once, one iteration, so that
+    ``jax.jit`` compiles it (or loads it from JAX's persistent cache)."""
+    from gmmscape.estimator import _kernels as K
+
+    if not K.fit_from_labels.load(*b.args, **b.static):
+        b.run()
 
 
 def _fit_one(gm: GaussianMixture, X, w) -> _grid.Cell:
