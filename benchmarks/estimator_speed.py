@@ -29,11 +29,15 @@ float64) first, and the results are saved after every cell. A cell whose estimat
 scikit-learn iteration time exceeds ``--cap`` seconds is skipped and listed as such.
 The machine is shared with other jobs: ``os.getloadavg()`` is recorded with every cell.
 
-``--one-thread`` re-runs the script with OMP/OPENBLAS/MKL_NUM_THREADS=1, XLA on one thread
-and gmmscape's ``n_threads=1``. Every cell records process CPU seconds per iteration next
-to the wall time; ``--headline`` also measures this machine's arithmetic floor
-(``arithmetic_floor``: chunk-sized GEMM rate and read bandwidth, with NumPy) and gives
-gmmscape's time per iteration as a multiple of it.
+``--one-thread`` re-runs the script pinned to one core (``os.sched_setaffinity``, as
+``taskset -c``), with OMP/OPENBLAS/MKL_NUM_THREADS=1, XLA's one-thread flags and gmmscape's
+``n_threads=1``. The pinning is what keeps XLA on one thread: jax 0.10's Eigen pool ignores
+the variables and ``--xla_cpu_multi_thread_eigen=false`` (one-thread results saved before
+the pinning was added were taken without it: their CPU seconds include XLA's second
+thread). Every cell records process CPU seconds per iteration next to the wall time;
+``--headline`` also measures this machine's arithmetic floor (``arithmetic_floor``:
+chunk-sized GEMM rate and read bandwidth, with NumPy) and gives gmmscape's time per
+iteration as a multiple of it.
 
 Run: ``.venv/bin/python benchmarks/estimator_speed.py`` (full grid, about 20 min) or
 ``--quick`` (small sizes, seconds). Results: ``benchmarks/results/estimator_speed.{json,md}``.
@@ -414,12 +418,13 @@ def main():
     ap.add_argument(
         "--one-thread",
         action="store_true",
-        help="re-run in a process with OMP/OPENBLAS/MKL_NUM_THREADS=1, XLA on one thread and "
+        help="re-run on one core with OMP/OPENBLAS/MKL_NUM_THREADS=1, XLA on one thread and "
         "gmmscape's n_threads=1 (single-threaded CPU seconds); results get a _1thread suffix",
     )
     args = ap.parse_args()
     if args.one_thread:
         env = dict(os.environ, **dict.fromkeys(ONE_THREAD_VARS, "1"), XLA_FLAGS=ONE_THREAD_XLA)
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # kept across the exec
         if os.environ.get("XLA_FLAGS") != ONE_THREAD_XLA:
             os.execve(sys.executable, [sys.executable, *sys.argv], env)
         args.threads = 1

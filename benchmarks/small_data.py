@@ -24,9 +24,12 @@ compiles (``backend_compile_duration``) and the loads from the persistent cache
 
 Two thread settings, in the same run and interleaved case by case:
 
-* ``1thread``: ``OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = MKL_NUM_THREADS = 1`` (the
-  single-threaded CPU seconds; scikit-learn's KMeans otherwise spins OpenMP threads, which
-  inflates CPU seconds on a loaded machine); JAX with its defaults;
+* ``1thread``: the process pinned to one core (``os.sched_setaffinity``, as ``taskset -c``)
+  and ``OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = MKL_NUM_THREADS = 1``: the single-threaded
+  CPU seconds. The pinning is what keeps XLA on one thread: its Eigen pool ignores those
+  variables (and, in jax 0.10, ``--xla_cpu_multi_thread_eigen=false``) and otherwise
+  spends about a third more CPU seconds than wall seconds on the digits fits;
+  scikit-learn's KMeans would otherwise spin OpenMP threads;
 * ``2thread``: those variables unset (both cores; the wall time is the figure).
 
 The table gives medians (the empty cache is a single run by nature) and the ratio
@@ -122,9 +125,11 @@ def child(lib: str, case: str, mode: str, env_extra: dict) -> dict:
         env.update(dict.fromkeys(THREAD_VARS, "1"))
     env.update(env_extra)
     load = os.getloadavg()
+    one_core = {min(os.sched_getaffinity(0))}
     out = subprocess.run(
         [sys.executable, "-c", CHILD.format(lib=lib, case=case)],
         env=env,
+        preexec_fn=(lambda: os.sched_setaffinity(0, one_core)) if mode == "1thread" else None,
         capture_output=True,
         text=True,
     )
@@ -176,10 +181,10 @@ def to_markdown(meta: dict, rows: list[dict]) -> str:
         "# Small data in fresh processes: gmmscape vs scikit-learn",
         "",
         f"Machine: {meta['machine']}. Medians of {meta['reps']} runs (the empty cache: one "
-        "run, and so is the cache off). 1thread: CPU seconds (user + sys, import included) with "
-        "OMP/OPENBLAS/MKL_NUM_THREADS=1; 2thread: wall seconds with those unset. Ratio = "
-        "gmmscape / scikit-learn. Programs: traced / compiled by XLA (not loaded from the "
-        "persistent cache) per gmmscape process.",
+        "run, and so is the cache off). 1thread: CPU seconds (user + sys, import included) "
+        "on one core (affinity) with OMP/OPENBLAS/MKL_NUM_THREADS=1; 2thread: wall seconds "
+        "with those unset. Ratio = gmmscape / scikit-learn. Programs: traced / compiled by "
+        "XLA (not loaded from the persistent cache) per gmmscape process.",
         "",
         "| case | threads | figure | scikit-learn | gmmscape empty cache | warm cache | "
         "cache off | ratio empty | ratio warm | ratio off | programs empty | programs warm "
